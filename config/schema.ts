@@ -1,0 +1,168 @@
+/**
+ * The webhook's configuration: one typed object, every field defaulted and validated.
+ * Pure: parsing text into a Config; reading files is the caller's business.
+ */
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+
+const toleration = z
+  .object({
+    key: z.string().optional(),
+    operator: z.enum(['Exists', 'Equal']).optional(),
+    value: z.string().optional(),
+    effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute', '']).optional(),
+    tolerationSeconds: z.number().int().optional(),
+  })
+  .strict();
+
+const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T|k)?$/, 'must be a Kubernetes quantity such as "8Gi", "8192Mi" or "10G"');
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(1).max(65535).default(8443),
+        tlsCertFile: z.string().default('/etc/mps-injector/tls/tls.crt'),
+        tlsKeyFile: z.string().default('/etc/mps-injector/tls/tls.key'),
+        /** AdmissionReview bodies above this are answered 413. */
+        maxBodyBytes: z.number().int().positive().default(3 * 1024 * 1024),
+        /** On SIGTERM, in-flight requests get this long to finish. */
+        shutdownGraceSeconds: z.number().positive().default(20),
+        logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({}),
+    metrics: z
+      .object({
+        /** Where DCGM metrics come from. */
+        source: z.enum(['file', 'exporters', 'prometheus']).default('exporters'),
+        /** source=file: path of a dcgm-exporter /metrics dump. */
+        file: z.string().default(''),
+        /** source=exporters: dcgm-exporter /metrics URLs, scraped concurrently. */
+        exporterUrls: z.array(z.string().url()).default([]),
+        /** source=exporters: node name of each URL (same order), when known; else the host label is used. */
+        exporterNodes: z.array(z.string()).default([]),
+        /** source=prometheus: base URL of the Prometheus HTTP API. */
+        prometheusUrl: z.string().default(''),
+        /** Background refresh interval. */
+        refreshSeconds: z.number().positive().default(15),
+        /** Timeout of one scrape or query. */
+        timeoutMs: z.number().int().positive().default(2000),
+      })
+      .strict()
+      .default({}),
+    placement: z
+      .object({
+        policy: z.enum(['binpack', 'spread']).default('binpack'),
+        maxMetricsAgeSeconds: z.number().positive().default(90),
+        memorySafetyMarginMiB: z.number().int().min(0).default(1024),
+        maxClientsPerGpu: z.number().int().min(1).max(48).default(48),
+        maxThreadPercentSum: z.number().int().min(1).max(1000).default(200),
+        minThreadPercent: z.number().int().min(1).max(100).default(10),
+        maxThreadPercent: z.number().int().min(1).max(100).default(100),
+        hotUtilPercent: z.number().min(0).max(100).default(85),
+        hotGpuAction: z.enum(['deprioritise', 'exclude']).default('deprioritise'),
+        gpuModelNodeLabel: z.string().default('nvidia.com/gpu.product'),
+      })
+      .strict()
+      .default({}),
+    requests: z
+      .object({
+        /** Pinned memory for a pod without the gpu-memory annotation. */
+        defaultGpuMemory: quantity.default('4Gi'),
+        /** A pod whose spec.priority is at least this is `high` unless its annotation says otherwise. */
+        highPriorityThreshold: z.number().int().default(1000),
+      })
+      .strict()
+      .default({}),
+    reservations: z
+      .object({
+        /** An unconfirmed reservation (its pod never appeared) is released after this. */
+        ttlSeconds: z.number().positive().default(120),
+      })
+      .strict()
+      .default({}),
+    injection: z
+      .object({
+        /** Node path of the MPS pipe directory (the control daemon's CUDA_MPS_PIPE_DIRECTORY). */
+        hostPipeDirectory: z.string().startsWith('/').default('/run/nvidia/mps/pipe'),
+        /** Where the pipe directory is mounted in containers. */
+        containerPipeDirectory: z.string().startsWith('/').default('/run/nvidia/mps/pipe'),
+        /** Mount the daemon's shm directory at /dev/shm. */
+        mountShm: z.boolean().default(true),
+        /** Node path of the MPS daemon's shm directory. */
+        hostShmDirectory: z.string().startsWith('/').default('/run/nvidia/mps/shm'),
+        /** Set NVIDIA_VISIBLE_DEVICES to the chosen GPU's UUID. */
+        setVisibleDevices: z.boolean().default(true),
+        /** Tolerations added to every injected pod (not duplicated). */
+        tolerations: z.array(toleration).default([]),
+        initContainer: z
+          .object({
+            image: z.string().min(1).default('busybox:1.36'),
+            imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+            /** How long the init container waits for the control pipe before failing. */
+            timeoutSeconds: z.number().int().positive().default(120),
+            /** Replaces the built-in wait command when non-empty. MPS_PIPE, MPS_TIMEOUT and MPS_NODE are set in its env. */
+            command: z.array(z.string()).default([]),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    failure: z
+      .object({
+        /** No GPU fits: reject the pod with the reason, or allow it unmutated with a warning. */
+        onNoFit: z.enum(['reject', 'allow']).default('reject'),
+        /** No metrics younger than placement.maxMetricsAgeSeconds: reject, or allow unmutated with a warning. */
+        onNoMetrics: z.enum(['reject', 'allow']).default('reject'),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Thrown for a configuration that cannot be used; the message names every bad field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function describeIssues(error: z.ZodError, origin: string): string {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    return `  - ${path}: ${issue.message}`;
+  });
+  return `invalid configuration in ${origin}:\n${lines.join('\n')}\nFix these fields (see the README's configuration section for every field and its default).`;
+}
+
+/** Validate a plain object (already parsed) into a Config with defaults filled in. */
+export function buildConfig(input: unknown, origin = 'configuration'): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) throw new ConfigError(describeIssues(result.error, origin));
+  const config = result.data;
+  if (config.placement.minThreadPercent > config.placement.maxThreadPercent) {
+    throw new ConfigError(
+      `invalid configuration in ${origin}:\n  - placement.minThreadPercent (${config.placement.minThreadPercent}) is above placement.maxThreadPercent (${config.placement.maxThreadPercent})\nMake the minimum at most the maximum.`,
+    );
+  }
+  return config;
+}
+
+/** Parse YAML (or JSON) text into a validated Config. */
+export function parseConfigText(text: string, origin = 'configuration'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`cannot parse ${origin} as YAML: ${(err as Error).message}`);
+  }
+  if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError(`${origin} must be a YAML mapping of sections (server, metrics, placement, ...), got ${Array.isArray(raw) ? 'a list' : typeof raw}`);
+  }
+  return buildConfig(raw, origin);
+}
+
+export const defaultConfig = (): Config => buildConfig({});

@@ -1,0 +1,119 @@
+/**
+ * Types of the placement engine: what a pod asks for, what the engine decides,
+ * and the reservations it keeps. Pure data: no I/O here.
+ */
+
+export const Priority = { High: 'high', Low: 'low' } as const;
+export type Priority = (typeof Priority)[keyof typeof Priority];
+
+export const PlacementPolicy = { Binpack: 'binpack', Spread: 'spread' } as const;
+export type PlacementPolicy = (typeof PlacementPolicy)[keyof typeof PlacementPolicy];
+
+/** What one pod asks of the placement engine (read from its annotations by the injector). */
+export interface SlotRequest {
+  /** Identity of the pod for the ledger and logs: "namespace/name" or "namespace/generateName*uid". */
+  podKey: string;
+  /** Pinned device memory the pod needs, MiB. */
+  memoryMiB: number;
+  /** Compute share asked for (1..100), or null to let the engine derive it from metrics. */
+  threadPercent: number | null;
+  priority: Priority;
+  /** Substring the GPU model must contain (case-insensitive), or null. */
+  gpuModel: string | null;
+  /** Node the pod already pins (nodeSelector kubernetes.io/hostname or required node affinity), or null. */
+  pinnedNode: string | null;
+}
+
+/** Placement settings (the `placement` block of the configuration). */
+export interface PlacementConfig {
+  policy: PlacementPolicy;
+  /** A GPU sample older than this is stale and not a candidate. */
+  maxMetricsAgeSeconds: number;
+  /** Memory kept free on every GPU for the MPS server and CUDA contexts, MiB. */
+  memorySafetyMarginMiB: number;
+  /** MPS client cap per GPU (48 on Volta and newer). */
+  maxClientsPerGpu: number;
+  /** Upper bound on the sum of granted thread percentages per GPU (100 = no oversubscription). */
+  maxThreadPercentSum: number;
+  /** Bounds of a granted thread percentage. */
+  minThreadPercent: number;
+  maxThreadPercent: number;
+  /** Observed utilisation (percent) at or above which a GPU is hot. */
+  hotUtilPercent: number;
+  /** What a hot GPU means: deprioritised in ordering, or excluded outright. */
+  hotGpuAction: 'deprioritise' | 'exclude';
+  /** Node label that names the GPU model, consulted by the gpu-model filter when the exporter's modelName does not match. */
+  gpuModelNodeLabel: string;
+}
+
+/** Why a GPU was not a candidate. Stable codes: metrics and tests rely on them. */
+export const Exclusion = {
+  Stale: 'stale',
+  Mig: 'mig',
+  Xid: 'xid',
+  NodeUnschedulable: 'node-unschedulable',
+  NodeMismatch: 'node-mismatch',
+  ModelMismatch: 'model-mismatch',
+  NoMemoryMetrics: 'no-memory-metrics',
+  ClientCap: 'client-cap',
+  Memory: 'memory',
+  Compute: 'compute',
+  Hot: 'hot',
+} as const;
+export type Exclusion = (typeof Exclusion)[keyof typeof Exclusion];
+
+/** A granted slot. */
+export interface SlotChoice {
+  ok: true;
+  node: string;
+  gpuUuid: string;
+  gpuIndex: number;
+  gpuModel: string;
+  threadPercent: number;
+  memoryLimitMiB: number;
+  priority: Priority;
+  /** Age of the GPU's sample when decided, whole seconds. */
+  metricsAgeSeconds: number;
+  /** Number of GPUs looked at. */
+  considered: number;
+  /** One short sentence a person can read: why this GPU. */
+  reason: string;
+}
+
+/** A refusal: nothing fits. */
+export interface SlotRefusal {
+  ok: false;
+  /** 'no-fit': GPUs exist but none fits; 'no-metrics': nothing fresh to decide on. */
+  code: 'no-fit' | 'no-metrics';
+  /** Actionable sentence, e.g. "no GPU fits 8Gi: 16 considered, 9 short of memory (best: node-a GPU 3, 6.1Gi free), 4 stale, 3 MIG". */
+  reason: string;
+  considered: number;
+  /** How many GPUs were excluded for each reason. */
+  excluded: Partial<Record<Exclusion, number>>;
+}
+
+export type SlotDecision = SlotChoice | SlotRefusal;
+
+export const ReservationState = { Pending: 'pending', Confirmed: 'confirmed' } as const;
+export type ReservationState = (typeof ReservationState)[keyof typeof ReservationState];
+
+/** Capacity held on one GPU for one pod. */
+export interface Reservation {
+  id: string;
+  podKey: string;
+  node: string;
+  gpuUuid: string;
+  memoryMiB: number;
+  threadPercent: number;
+  priority: Priority;
+  state: ReservationState;
+  createdAtMs: number;
+  /** Pending reservations expire at this time unless confirmed (the pod never appeared). */
+  expiresAtMs: number | null;
+}
+
+/** What placement reads from the ledger. */
+export interface LedgerView {
+  /** Live (pending or confirmed, not expired at nowMs) reservations on a GPU. */
+  onGpu(gpuUuid: string, nowMs: number): readonly Reservation[];
+}
