@@ -36,13 +36,23 @@ export const configSchema = z
     metrics: z
       .object({
         /** Where DCGM metrics come from. */
-        source: z.enum(['file', 'exporters', 'prometheus']).default('exporters'),
+        source: z.enum(['file', 'exporters', 'prometheus', 'discovery']).default('discovery'),
         /** source=file: path of a dcgm-exporter /metrics dump. */
         file: z.string().default(''),
         /** source=exporters: dcgm-exporter /metrics URLs, scraped concurrently. */
         exporterUrls: z.array(z.string().url()).default([]),
         /** source=exporters: node name of each URL (same order), when known; else the host label is used. */
         exporterNodes: z.array(z.string()).default([]),
+        /** source=discovery: find dcgm-exporter pods through the Kubernetes API and scrape each pod IP. */
+        discovery: z
+          .object({
+            namespace: z.string().default('gpu-operator'),
+            labelSelector: z.string().default('app=nvidia-dcgm-exporter'),
+            port: z.number().int().min(1).max(65535).default(9400),
+            path: z.string().startsWith('/').default('/metrics'),
+          })
+          .strict()
+          .default({}),
         /** source=prometheus: base URL of the Prometheus HTTP API. */
         prometheusUrl: z.string().default(''),
         /** Background refresh interval. */
@@ -108,6 +118,32 @@ export const configSchema = z
           })
           .strict()
           .default({}),
+      })
+      .strict()
+      .default({}),
+    cluster: z
+      .object({
+        /** Talk to the Kubernetes API: pod/node informers, durable reservations, exporter discovery, certificates. */
+        enabled: z.boolean().default(false),
+        /** Namespace the webhook runs in (where its Secret and reservation objects live). Empty: $POD_NAMESPACE. */
+        namespace: z.string().default(''),
+        /** Tries to commit a reservation when another replica wrote first. */
+        maxCommitAttempts: z.number().int().min(1).max(20).default(5),
+      })
+      .strict()
+      .default({}),
+    certificates: z
+      .object({
+        /** files: serve server.tlsCertFile/tlsKeyFile as mounted (cert-manager or a user Secret) and reload on change.
+         *  self-managed: create/load a CA and serving pair in a Secret, write them to the TLS files, patch caBundle, rotate. */
+        mode: z.enum(['files', 'self-managed']).default('files'),
+        secretName: z.string().default('mps-injector-tls'),
+        serviceName: z.string().default('mps-injector'),
+        mutatingWebhookConfigurationName: z.string().default('mps-injector'),
+        caValidityDays: z.number().int().positive().default(3650),
+        leafValidityDays: z.number().int().positive().default(30),
+        /** Renew the serving certificate when this fraction of its life has passed. */
+        renewAtFraction: z.number().gt(0).lt(1).default(2 / 3),
       })
       .strict()
       .default({}),
