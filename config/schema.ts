@@ -27,6 +27,8 @@ export const configSchema = z
         tlsKeyFile: z.string().default('/etc/mps-injector/tls/tls.key'),
         /** AdmissionReview bodies above this are answered 413. */
         maxBodyBytes: z.number().int().positive().default(3 * 1024 * 1024),
+        /** Deadline for answering one admission, including the reservation commit; keep it below the webhook's timeoutSeconds. */
+        admissionTimeoutMs: z.number().int().positive().default(4000),
         /** On SIGTERM, in-flight requests get this long to finish. */
         shutdownGraceSeconds: z.number().positive().default(20),
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

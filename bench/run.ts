@@ -1,0 +1,236 @@
+/**
+ * `npm run bench`: admission throughput and latency against a bare HTTPS floor under the
+ * same load tool, chooseSlot latency by fleet size, DCGM parse time, and webhook RSS.
+ * Prints a table and writes bench/results.json. Figures, not pass/fail tests: the targets
+ * are printed beside them.
+ */
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import { stringify } from 'yaml';
+import { defaultConfig } from '../config/schema.js';
+import type { GpuInventory } from '../dcgm/inventory.js';
+import { parseDcgmText } from '../dcgm/parseDcgmText.js';
+import { renderDcgmText } from '../dcgm/renderDcgmText.js';
+import { chooseSlot } from '../placement/chooseSlot.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import type { SlotRequest } from '../placement/types.js';
+import { syntheticGpus } from './syntheticCluster.js';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const repoRoot = path.resolve(here, '../..');
+const cli = path.join(repoRoot, 'dist/cli/main.js');
+const run = promisify(execFile);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+interface LoadResult {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function load(port: number, body: string, seconds: number): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `https://127.0.0.1:${port}/mutate`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: 16,
+    duration: seconds,
+  });
+  return { rps: result.requests.average, p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+}
+
+function listeningPort(child: ChildProcess, marker: RegExp): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = marker.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`process exited with ${code} before listening: ${buf}`)));
+  });
+}
+
+/** Peak RSS of a process while a promise runs, sampled from /proc every 100 ms. */
+async function peakRssMb<T>(pid: number, work: Promise<T>): Promise<{ value: T; rssMb: number }> {
+  let peak = 0;
+  const sample = async (): Promise<void> => {
+    try {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kb / 1024);
+    } catch {
+      // process gone
+    }
+  };
+  const timer = setInterval(() => void sample(), 100);
+  const value = await work;
+  clearInterval(timer);
+  await sample();
+  return { value, rssMb: peak };
+}
+
+const FLOOR_SERVER = `
+const https = require('node:https');
+const fs = require('node:fs');
+const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } });
+const server = https.createServer({ cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2]), minVersion: 'TLSv1.2' }, (req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(body); });
+});
+server.listen(0, '127.0.0.1', () => console.log('floor listening on ' + server.address().port));
+`;
+
+async function benchAdmission(work: string, rounds: number, seconds: number): Promise<{ admission: LoadResult; floor: LoadResult; rssMb: number; rounds: { admission: LoadResult; floor: LoadResult }[] }> {
+  const certDir = path.join(work, 'certs');
+  await run(process.execPath, [cli, 'certs', 'generate', '--service', 'mps-injector', '--namespace', 'bench', '--san', '127.0.0.1', '--out', certDir]);
+  const gpus = syntheticGpus(100, 8, Date.now());
+  const dumpFile = path.join(work, 'dcgm.prom');
+  await writeFile(dumpFile, renderDcgmText(gpus));
+  const configFile = path.join(work, 'config.yaml');
+  await writeFile(
+    configFile,
+    stringify({
+      server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(certDir, 'tls.crt'), tlsKeyFile: path.join(certDir, 'tls.key'), logLevel: 'info' },
+      metrics: { source: 'file', file: dumpFile, refreshSeconds: 30 },
+      placement: { maxMetricsAgeSeconds: 3600 },
+    }),
+  );
+  const review = JSON.parse((await readFile(path.join(repoRoot, 'e2e/testdata/v1-pod-create-kubectl.json.txt'), 'utf8')).split('\n').slice(1).join('\n')) as {
+    request: { object: { metadata: { annotations: Record<string, string> } } };
+  };
+  review.request.object.metadata.annotations['mps-injector.io/gpu-memory'] = '512Mi';
+  review.request.object.metadata.annotations['mps-injector.io/gpu-percent'] = '1';
+  const body = JSON.stringify(review);
+
+  const webhook = spawn(process.execPath, [cli, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const floor = spawn(process.execPath, ['-e', FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const webhookPort = await listeningPort(webhook, /"port":(\d+)[^\n]*listening/);
+    const floorPort = await listeningPort(floor, /floor listening on (\d+)/);
+    // Warm-up, untimed: JIT and TLS session caches of both servers.
+    await load(webhookPort, body, 1);
+    await load(floorPort, body, 1);
+    const results: { admission: LoadResult; floor: LoadResult }[] = [];
+    let rssMb = 0;
+    for (let r = 0; r < rounds; r++) {
+      const f = await load(floorPort, body, seconds);
+      const a = await peakRssMb(webhook.pid!, load(webhookPort, body, seconds));
+      rssMb = Math.max(rssMb, a.rssMb);
+      results.push({ admission: a.value, floor: f });
+    }
+    const pick = (k: 'admission' | 'floor'): LoadResult => ({
+      rps: median(results.map((x) => x[k].rps)),
+      p50_ms: median(results.map((x) => x[k].p50_ms)),
+      p99_ms: median(results.map((x) => x[k].p99_ms)),
+      errors: results.reduce((s, x) => s + x[k].errors, 0),
+      non2xx: results.reduce((s, x) => s + x[k].non2xx, 0),
+    });
+    return { admission: pick('admission'), floor: pick('floor'), rssMb, rounds: results };
+  } finally {
+    webhook.kill('SIGTERM');
+    floor.kill('SIGTERM');
+  }
+}
+
+function benchChooseSlot(gpuCount: number, calls: number): { p50_ms: number; p99_ms: number } {
+  const nowMs = Date.now();
+  const gpus = syntheticGpus(Math.ceil(gpuCount / 8), 8, nowMs).slice(0, gpuCount);
+  const inventory: GpuInventory = { gpus, nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
+  const config = defaultConfig().placement;
+  const ledger = new ReservationLedger({ ttlMs: 600_000 });
+  // A realistic ledger: a quarter of the GPUs carry two reservations each.
+  for (let i = 0; i < gpus.length; i += 4) {
+    for (let k = 0; k < 2; k++) ledger.reserve({ podKey: `bench/p-${i}-${k}`, node: gpus[i]!.node, gpuUuid: gpus[i]!.uuid, memoryMiB: 4096, threadPercent: 20, priority: 'low' }, nowMs);
+  }
+  const request: SlotRequest = { podKey: 'bench/probe', memoryMiB: 8192, threadPercent: null, priority: 'high', gpuModel: 'H100', pinnedNode: null };
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    const d = chooseSlot(inventory, ledger, request, config, nowMs);
+    times.push(performance.now() - t0);
+    if (!d.ok) throw new Error(`bench inventory unexpectedly refused: ${d.reason}`);
+  }
+  return { p50_ms: percentile(times, 50), p99_ms: percentile(times, 99) };
+}
+
+function benchParse(nodes: number, runs: number): number {
+  const nowMs = Date.now();
+  const text = renderDcgmText(syntheticGpus(nodes, 8, nowMs));
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const parsed = parseDcgmText(text, { scrapedAtMs: nowMs });
+    times.push(performance.now() - t0);
+    if (parsed.gpus.length !== nodes * 8) throw new Error(`parsed ${parsed.gpus.length} GPUs, expected ${nodes * 8}`);
+  }
+  return median(times);
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const work = await mkdtemp(path.join(tmpdir(), 'mps-injector-bench-'));
+
+  const chooseSlotP99: Record<string, number> = {};
+  const chooseSlotP50: Record<string, number> = {};
+  for (const n of [100, 1000, 10000]) {
+    const r = benchChooseSlot(n, n >= 10000 ? 1000 : 3000);
+    chooseSlotP99[n] = r.p99_ms;
+    chooseSlotP50[n] = r.p50_ms;
+  }
+  const parseMs = benchParse(1000, 5);
+  const adm = await benchAdmission(work, rounds, seconds);
+
+  const results = {
+    machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
+    load: { tool: 'autocannon', connections: 16, seconds, rounds, aggregate: 'median of rounds' },
+    admission: adm.admission,
+    floor: adm.floor,
+    ratios: { rps: adm.admission.rps / adm.floor.rps, p99: adm.admission.p99_ms / adm.floor.p99_ms },
+    chooseSlot: { p50_ms: chooseSlotP50, p99_ms: chooseSlotP99 },
+    dcgmParse: { ms_8000_gpus: parseMs },
+    rss_mb: adm.rssMb,
+    rounds: adm.rounds,
+  };
+  await writeFile(path.join(repoRoot, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+  const ok = (b: boolean): string => (b ? 'met' : 'MISSED');
+  const rows: [string, string, string, string][] = [
+    ['admission rps (16 conns)', adm.admission.rps.toFixed(0), `>= 0.5x floor (${(0.5 * adm.floor.rps).toFixed(0)})`, ok(results.ratios.rps >= 0.5)],
+    ['admission p50 / p99 ms', `${adm.admission.p50_ms} / ${adm.admission.p99_ms}`, `p99 <= 2x floor (${(2 * adm.floor.p99_ms).toFixed(1)})`, ok(results.ratios.p99 <= 2)],
+    ['floor rps, p50 / p99 ms', `${adm.floor.rps.toFixed(0)}, ${adm.floor.p50_ms} / ${adm.floor.p99_ms}`, 'baseline', ''],
+    ['admission errors / non-2xx', `${adm.admission.errors} / ${adm.admission.non2xx}`, '0 / 0', ok(adm.admission.errors === 0 && adm.admission.non2xx === 0)],
+    ...[100, 1000, 10000].map((n): [string, string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)}`, n === 10000 ? 'p99 < 1 ms' : '', n === 10000 ? ok(chooseSlotP99[n]! < 1) : '']),
+    ['DCGM parse ms (1000 nodes x 8 GPUs)', parseMs.toFixed(1), '< 200 ms', ok(parseMs < 200)],
+    ['webhook peak RSS MB under load', adm.rssMb.toFixed(1), '< 150 MB', ok(adm.rssMb < 150)],
+  ];
+  const width = [40, 24, 30, 8];
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;
+  console.log(line(['measure', 'value', 'target', 'status']));
+  console.log(line(width.map((w) => '-'.repeat(w))));
+  for (const row of rows) console.log(line(row));
+  console.log(`\nratios (median of ${rounds} rounds): rps ${results.ratios.rps.toFixed(2)}x floor, p99 ${results.ratios.p99.toFixed(2)}x floor`);
+  console.log('wrote bench/results.json');
+}
+
+await main();

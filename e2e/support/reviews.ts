@@ -1,0 +1,27 @@
+/** AdmissionReviews for whole-system tests, built from the real captured reviews in e2e/testdata. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from './webhookProcess.js';
+
+type Json = Record<string, unknown>;
+
+/** Read a captured review, dropping its leading `# SOURCE:` comment line. */
+export function loadCapturedReview(file: 'v1-pod-create-kubectl.json.txt' | 'v1beta1-pod-create-replicaset-generatename.json.txt'): Json {
+  const text = readFileSync(path.join(repoRoot, 'e2e/testdata', file), 'utf8');
+  return JSON.parse(text.split('\n').filter((l) => !l.startsWith('# SOURCE:')).join('\n')) as Json;
+}
+
+/** The captured kubectl review, with a fresh uid/name and the given pod annotations. */
+export function gpuPodReview(opts: { uid: string; name: string; annotations?: Record<string, string>; dryRun?: boolean; version?: 'v1' | 'v1beta1' }): Json {
+  const base = opts.version === 'v1beta1' ? loadCapturedReview('v1beta1-pod-create-replicaset-generatename.json.txt') : loadCapturedReview('v1-pod-create-kubectl.json.txt');
+  const request = base.request as Json;
+  const object = request.object as { metadata: Json };
+  object.metadata.annotations = { ...(object.metadata.annotations as Json | undefined), ...opts.annotations };
+  if (opts.version !== 'v1beta1') {
+    object.metadata.name = opts.name;
+    request.name = opts.name;
+  }
+  request.uid = opts.uid;
+  if (opts.dryRun) request.dryRun = true;
+  return base;
+}

@@ -1,0 +1,200 @@
+/**
+ * Applies a placement decision to a pod: MPS client env, pipe and shm mounts, the wait-for-MPS init
+ * container, the node selector, tolerations and the annotations that record the decision.
+ * Pure and idempotent: injecting an injected pod again with the same decision changes nothing.
+ */
+import type { Container, EnvVar, HostPathVolumeSource, Pod, PodSpec, Toleration, Volume } from 'kubernetes-types/core/v1.js';
+import type { Config } from '../config/schema.js';
+import { Priority } from '../placement/types.js';
+import type { SlotChoice } from '../placement/types.js';
+import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, SHM_MOUNT_PATH, VolumeName } from './names.js';
+import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
+
+export interface InjectionResult {
+  /** The mutated copy of the pod. */
+  pod: Pod;
+  /** Things the pod owner should know: replaced env, kept mounts, a changed node selector. One sentence each. */
+  warnings: string[];
+}
+
+/** Inject `choice` into the named regular containers of a copy of `pod`. Never mutates its input. */
+export function injectPod(
+  pod: Pod,
+  choice: SlotChoice,
+  reservationId: string,
+  containers: string[],
+  config: Config['injection'],
+): InjectionResult {
+  const out = structuredClone(pod);
+  const warnings: string[] = [];
+  const spec: PodSpec = (out.spec ??= { containers: [] });
+
+  const pipeVolume = resolveVolume(spec, VolumeName.Pipe, { path: config.hostPipeDirectory, type: 'Directory' });
+  const shmVolume = resolveVolume(spec, VolumeName.Shm, { path: config.hostShmDirectory, type: 'Directory' });
+  let shmUsed = false;
+
+  const env = mpsEnv(choice, config);
+  for (const name of containers) {
+    const container = spec.containers.find((c) => c.name === name);
+    if (container === undefined) {
+      warnings.push(`container "${name}" was selected for the GPU but is not in the pod, so nothing was injected into it; check the ${Annotation.Containers} annotation`);
+      continue;
+    }
+    setEnv(container, env, warnings);
+    mountVolume(container, pipeVolume.volume.name, config.containerPipeDirectory, 'the MPS pipe directory', warnings);
+    if (config.mountShm) {
+      shmUsed = mountVolume(container, shmVolume.volume.name, SHM_MOUNT_PATH, "the MPS daemon's shm directory", warnings) || shmUsed;
+    }
+  }
+
+  // The pipe volume is always used: the init container mounts it.
+  addVolume(spec, pipeVolume);
+  if (shmUsed) addVolume(spec, shmVolume);
+
+  const waitForMps = buildWaitForMpsContainer(choice.node, pipeVolume.volume.name, config);
+  spec.initContainers = [waitForMps, ...(spec.initContainers ?? []).filter((c) => c.name !== INIT_CONTAINER_NAME)];
+
+  pinNode(spec, choice.node, warnings);
+  addTolerations(spec, config.tolerations);
+
+  const metadata = (out.metadata ??= {});
+  metadata.annotations = { ...metadata.annotations, ...decisionAnnotations(choice, reservationId, containers) };
+
+  return { pod: out, warnings };
+}
+
+/** The annotations that record a decision; `readRecordedDecision` reads them back. */
+export function decisionAnnotations(choice: SlotChoice, reservationId: string, containers: string[]): Record<string, string> {
+  return {
+    [Annotation.Node]: choice.node,
+    [Annotation.GpuUuid]: choice.gpuUuid,
+    [Annotation.GpuIndex]: String(choice.gpuIndex),
+    [Annotation.ThreadPercent]: String(choice.threadPercent),
+    [Annotation.MemoryLimit]: `${choice.memoryLimitMiB}Mi`,
+    [Annotation.Priority]: choice.priority,
+    [Annotation.Containers]: containers.join(','),
+    [Annotation.Reservation]: reservationId,
+    [Annotation.MetricsAgeSeconds]: String(choice.metricsAgeSeconds),
+    [Annotation.Decision]: choice.reason,
+  };
+}
+
+/**
+ * The MPS client env of a selected container. The pinned memory limit names the GPU by ordinal 0 when
+ * NVIDIA_VISIBLE_DEVICES narrows the container to the chosen GPU, and by UUID otherwise (the container
+ * may then see several GPUs, and ordinal 0 need not be the chosen one).
+ */
+export function mpsEnv(choice: SlotChoice, config: Config['injection']): { name: Env; value: string }[] {
+  const device = config.setVisibleDevices ? '0' : choice.gpuUuid;
+  const env: { name: Env; value: string }[] = [
+    { name: Env.PipeDirectory, value: config.containerPipeDirectory },
+    { name: Env.ThreadPercentage, value: String(choice.threadPercent) },
+    { name: Env.PinnedMemLimit, value: `${device}=${choice.memoryLimitMiB}M` },
+  ];
+  if (config.setVisibleDevices) env.push({ name: Env.VisibleDevices, value: choice.gpuUuid });
+  env.push({ name: Env.ClientPriority, value: choice.priority === Priority.High ? '0' : '1' });
+  return env;
+}
+
+/** Set each variable: replace every entry of that name in place (warning when its value differs), else append. */
+function setEnv(container: Container, wanted: { name: string; value: string }[], warnings: string[]): void {
+  const env: EnvVar[] = (container.env ??= []);
+  for (const { name, value } of wanted) {
+    let found = false;
+    env.forEach((entry, i) => {
+      if (entry.name !== name) return;
+      found = true;
+      if (entry.value === value && entry.valueFrom === undefined) return;
+      warnings.push(
+        `container "${container.name}": env ${name} was ${describeEnvValue(entry)}, replaced by "${value}" (mps-injector sets it from the GPU reservation; remove it from the pod spec to silence this warning)`,
+      );
+      env[i] = { name, value };
+    });
+    if (!found) env.push({ name, value });
+  }
+}
+
+function describeEnvValue(entry: EnvVar): string {
+  if (entry.valueFrom !== undefined) {
+    const sources = Object.keys(entry.valueFrom).join('/');
+    return `taken from ${sources === '' ? 'valueFrom' : `valueFrom.${sources}`}`;
+  }
+  return `"${entry.value ?? ''}"`;
+}
+
+/**
+ * Mount `volumeName` at `mountPath` unless the container already mounts something there: then its own
+ * mount stays (two mounts at one path make the pod invalid) and a warning says so. True when the
+ * container mounts `volumeName` there afterwards.
+ */
+function mountVolume(container: Container, volumeName: string, mountPath: string, what: string, warnings: string[]): boolean {
+  const mounts = (container.volumeMounts ??= []);
+  const existing = mounts.find((m) => samePath(m.mountPath, mountPath));
+  if (existing === undefined) {
+    mounts.push({ name: volumeName, mountPath });
+    return true;
+  }
+  if (existing.name === volumeName) return true;
+  warnings.push(
+    `container "${container.name}" already mounts volume "${existing.name}" at ${existing.mountPath}, so ${what} was not mounted there; MPS clients in it may not reach the daemon unless that mount provides it`,
+  );
+  return false;
+}
+
+function samePath(a: string, b: string): boolean {
+  const normalise = (p: string): string => p.replace(/\/+$/, '') || '/';
+  return normalise(a) === normalise(b);
+}
+
+interface ResolvedVolume {
+  volume: Volume;
+  /** The pod already holds this exact volume (an earlier injection). */
+  present: boolean;
+}
+
+/**
+ * The volume to use for a hostPath: the preferred name when free or already holding this hostPath,
+ * else the first of name-2, name-3, ... that is.
+ */
+function resolveVolume(spec: PodSpec, preferred: string, hostPath: HostPathVolumeSource): ResolvedVolume {
+  const volumes = spec.volumes ?? [];
+  for (let n = 1; ; n += 1) {
+    const name = n === 1 ? preferred : `${preferred}-${n}`;
+    const existing = volumes.find((v) => v.name === name);
+    if (existing === undefined) return { volume: { name, hostPath: { ...hostPath } }, present: false };
+    if (isHostPath(existing, hostPath)) return { volume: existing, present: true };
+  }
+}
+
+function isHostPath(volume: Volume, hostPath: HostPathVolumeSource): boolean {
+  const keys = Object.keys(volume).filter((k) => k !== 'name');
+  return keys.length === 1 && volume.hostPath?.path === hostPath.path && (volume.hostPath.type ?? '') === (hostPath.type ?? '');
+}
+
+function addVolume(spec: PodSpec, resolved: ResolvedVolume): void {
+  if (resolved.present) return;
+  (spec.volumes ??= []).push(resolved.volume);
+}
+
+function pinNode(spec: PodSpec, node: string, warnings: string[]): void {
+  const selector = (spec.nodeSelector ??= {});
+  const previous = selector[HOSTNAME_LABEL];
+  if (previous !== undefined && previous !== node) {
+    warnings.push(`nodeSelector ${HOSTNAME_LABEL} was "${previous}", set to "${node}" where the GPU is reserved`);
+  }
+  selector[HOSTNAME_LABEL] = node;
+}
+
+/** Append the configured tolerations the pod does not already have (compared with Kubernetes defaults filled in). */
+function addTolerations(spec: PodSpec, tolerations: Toleration[]): void {
+  for (const toleration of tolerations) {
+    const present = (spec.tolerations ?? []).some((t) => sameToleration(t, toleration));
+    if (!present) (spec.tolerations ??= []).push(structuredClone(toleration));
+  }
+}
+
+function sameToleration(a: Toleration, b: Toleration): boolean {
+  const norm = (t: Toleration): string =>
+    JSON.stringify([t.key ?? '', t.operator ?? 'Equal', t.value ?? '', t.effect ?? '', t.tolerationSeconds ?? null]);
+  return norm(a) === norm(b);
+}

@@ -1,0 +1,281 @@
+/**
+ * The placement engine: pick one MPS slot (node + GPU) for a pod from the GPU inventory and
+ * the reservation ledger, or refuse with a reason a person can act on. Pure and synchronous.
+ *
+ * One pass over the GPUs, no sorting and no per-GPU allocation: each GPU is either excluded
+ * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
+ * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
+ */
+import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
+import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
+import type { ExclusionTally } from './describeDecision.js';
+import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent } from './threadPercent.js';
+import { Exclusion, PlacementPolicy, Priority } from './types.js';
+import type { LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+
+/**
+ * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
+ * for a `high` pod every cool GPU that fits beats every hot one; for a `low` pod a hot GPU
+ * only loses against cool GPUs of comparable packing (binpack may still fill it before
+ * opening an idle GPU).
+ */
+export const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priority.High]: 10, [Priority.Low]: 0.5 });
+
+/** Sums the ledger keeps per GPU; ReservationLedger offers them as O(1) lookups. */
+interface ReservationSums {
+  readonly memoryMiB: number;
+  readonly threadPercent: number;
+  readonly clients: number;
+}
+
+interface LedgerWithTotals extends LedgerView {
+  totals(gpuUuid: string, nowMs: number): ReservationSums;
+}
+
+function hasTotals(ledger: LedgerView): ledger is LedgerWithTotals {
+  return typeof (ledger as Partial<LedgerWithTotals>).totals === 'function';
+}
+
+/** Sums over onGpu(), for a LedgerView without totals (O(reservations on the GPU)). */
+function sumOnGpu(ledger: LedgerView, gpuUuid: string, nowMs: number): ReservationSums {
+  const reservations = ledger.onGpu(gpuUuid, nowMs);
+  let memoryMiB = 0;
+  let threadPercent = 0;
+  for (const r of reservations) {
+    memoryMiB += r.memoryMiB;
+    threadPercent += r.threadPercent;
+  }
+  return { memoryMiB, threadPercent, clients: reservations.length };
+}
+
+function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefined {
+  return Object.hasOwn(inventory.nodes, node) ? inventory.nodes[node] : undefined;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function podKeyIs(podKey: string, pod: GpuPodRef): boolean {
+  return (
+    podKey.length === pod.namespace.length + 1 + pod.pod.length &&
+    podKey.charCodeAt(pod.namespace.length) === 47 /* '/' */ &&
+    podKey.startsWith(pod.namespace) &&
+    podKey.endsWith(pod.pod)
+  );
+}
+
+/**
+ * Pods the exporter maps to a GPU (device-plugin allocations, or processes the webhook did
+ * not place) that hold no reservation on it: each distinct namespace/pod counts once.
+ */
+export function countUnreservedPods(pods: readonly GpuPodRef[], reservations: readonly Reservation[]): number {
+  let count = 0;
+  outer: for (let i = 0; i < pods.length; i++) {
+    const pod = pods[i];
+    if (pod === undefined) continue;
+    for (let j = 0; j < i; j++) {
+      const earlier = pods[j];
+      if (earlier !== undefined && earlier.namespace === pod.namespace && earlier.pod === pod.pod) continue outer;
+    }
+    for (const r of reservations) if (podKeyIs(r.podKey, pod)) continue outer;
+    count++;
+  }
+  return count;
+}
+
+function newTally(): ExclusionTally {
+  return {
+    counts: {
+      [Exclusion.NodeMismatch]: 0,
+      [Exclusion.ModelMismatch]: 0,
+      [Exclusion.Stale]: 0,
+      [Exclusion.Mig]: 0,
+      [Exclusion.Xid]: 0,
+      [Exclusion.NodeUnschedulable]: 0,
+      [Exclusion.NoMemoryMetrics]: 0,
+      [Exclusion.ClientCap]: 0,
+      [Exclusion.Memory]: 0,
+      [Exclusion.Compute]: 0,
+      [Exclusion.Hot]: 0,
+    },
+    freshCount: 0,
+    newestSampleMs: -Infinity,
+    shortOfMemory: null,
+    shortOfMemoryRoomMiB: -Infinity,
+    shortOfCompute: null,
+    shortOfComputeLeft: -Infinity,
+    firstXid: null,
+    firstUnschedulable: null,
+  };
+}
+
+export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number): SlotDecision {
+  const gpus = inventory.gpus;
+  const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
+  const readSums: (gpuUuid: string, nowMs: number) => ReservationSums = hasTotals(ledger)
+    ? (uuid, now) => ledger.totals(uuid, now)
+    : (uuid, now) => sumOnGpu(ledger, uuid, now);
+  const wantedModel = request.gpuModel === null || request.gpuModel.trim() === '' ? null : request.gpuModel.trim();
+  const modelPattern = wantedModel === null ? null : new RegExp(escapeRegExp(wantedModel), 'i');
+  const pinnedNode = request.pinnedNode;
+  const askedThreads = request.threadPercent === null ? null : clampAskedThreadPercent(request.threadPercent, config);
+  const binpack = config.policy === PlacementPolicy.Binpack;
+  const excludeHot = config.hotGpuAction === 'exclude';
+  const hotPenalty = HOT_PENALTY[request.priority];
+  const tally = newTally();
+  const counts = tally.counts;
+
+  let best: GpuSample | null = null;
+  let bestScore = -Infinity;
+  let bestThreads = 0;
+  let bestRoomMiB = 0;
+  let bestSums: ReservationSums | null = null;
+  let bestClients = 0;
+
+  for (let i = 0; i < gpus.length; i++) {
+    const gpu = gpus[i];
+    if (gpu === undefined) continue;
+
+    const fresh = nowMs - gpu.sampledAtMs <= maxAgeMs;
+    if (fresh) tally.freshCount++;
+    if (gpu.sampledAtMs > tally.newestSampleMs) tally.newestSampleMs = gpu.sampledAtMs;
+
+    if (pinnedNode !== null && gpu.node !== pinnedNode) {
+      counts[Exclusion.NodeMismatch]++;
+      continue;
+    }
+    if (modelPattern !== null && !modelPattern.test(gpu.model)) {
+      const label = nodeStateOf(inventory, gpu.node)?.labels[config.gpuModelNodeLabel];
+      if (label === undefined || !modelPattern.test(label)) {
+        counts[Exclusion.ModelMismatch]++;
+        continue;
+      }
+    }
+    if (!fresh) {
+      counts[Exclusion.Stale]++;
+      continue;
+    }
+    if (gpu.mig) {
+      counts[Exclusion.Mig]++;
+      continue;
+    }
+    if (gpu.xid !== 0) {
+      counts[Exclusion.Xid]++;
+      tally.firstXid ??= gpu;
+      continue;
+    }
+    if (nodeStateOf(inventory, gpu.node)?.schedulable === false) {
+      counts[Exclusion.NodeUnschedulable]++;
+      tally.firstUnschedulable ??= gpu;
+      continue;
+    }
+    const memory = gpu.memory;
+    if (memory === null) {
+      counts[Exclusion.NoMemoryMetrics]++;
+      continue;
+    }
+
+    const sums = readSums(gpu.uuid, nowMs);
+    const clients = gpu.pods.length === 0 ? sums.clients : sums.clients + countUnreservedPods(gpu.pods, ledger.onGpu(gpu.uuid, nowMs));
+    if (clients >= config.maxClientsPerGpu) {
+      counts[Exclusion.ClientCap]++;
+      continue;
+    }
+
+    const committedMiB = Math.max(memory.usedMiB, sums.memoryMiB);
+    const roomMiB = memory.totalMiB - committedMiB - config.memorySafetyMarginMiB;
+    if (roomMiB < request.memoryMiB) {
+      counts[Exclusion.Memory]++;
+      if (roomMiB > tally.shortOfMemoryRoomMiB) {
+        tally.shortOfMemoryRoomMiB = roomMiB;
+        tally.shortOfMemory = gpu;
+      }
+      continue;
+    }
+
+    const budgetLeft = config.maxThreadPercentSum - sums.threadPercent;
+    const threads = askedThreads ?? deriveThreadPercent(request.memoryMiB, memory.totalMiB, gpu.utilPercent, budgetLeft, config);
+    if (threads > budgetLeft) {
+      counts[Exclusion.Compute]++;
+      if (budgetLeft > tally.shortOfComputeLeft) {
+        tally.shortOfComputeLeft = budgetLeft;
+        tally.shortOfCompute = gpu;
+      }
+      continue;
+    }
+
+    const hot = gpu.utilPercent !== null && gpu.utilPercent >= config.hotUtilPercent;
+    if (hot && excludeHot) {
+      counts[Exclusion.Hot]++;
+      continue;
+    }
+
+    // Capacity already committed on the GPU, 0..1 (memory or compute, whichever is fuller).
+    const memoryLoad = memory.totalMiB > 0 ? committedMiB / memory.totalMiB : 1;
+    const computeLoad = sums.threadPercent / config.maxThreadPercentSum;
+    const allocated = memoryLoad > computeLoad ? memoryLoad : computeLoad;
+    let score: number;
+    if (binpack) {
+      score = (clients > 0 ? 1 : 0) + allocated;
+    } else {
+      const busy = gpu.utilPercent === null ? 0 : gpu.utilPercent / 100;
+      score = -(allocated > busy ? allocated : busy);
+    }
+    if (hot) score -= hotPenalty;
+
+    if (best === null || score > bestScore || (score === bestScore && breaksTie(gpu, best))) {
+      best = gpu;
+      bestScore = score;
+      bestThreads = threads;
+      bestRoomMiB = roomMiB;
+      bestSums = sums;
+      bestClients = clients;
+    }
+  }
+
+  if (best !== null && bestSums !== null && best.memory !== null) {
+    const budgetLeft = config.maxThreadPercentSum - bestSums.threadPercent;
+    const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, best.memory.totalMiB, best.utilPercent, budgetLeft, config);
+    return {
+      ok: true,
+      node: best.node,
+      gpuUuid: best.uuid,
+      gpuIndex: best.index,
+      gpuModel: best.model,
+      threadPercent: bestThreads,
+      memoryLimitMiB: request.memoryMiB,
+      priority: request.priority,
+      metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
+      considered: gpus.length,
+      reason: describeChoice({
+        policy: config.policy,
+        gpu: best,
+        roomMiB: bestRoomMiB,
+        reservations: bestSums.clients,
+        otherPods: bestClients - bestSums.clients,
+        threadPercent: bestThreads,
+        askedThreadPercent: request.threadPercent,
+        basis,
+        budgetLeft,
+        memoryMiB: request.memoryMiB,
+        config,
+      }),
+    };
+  }
+
+  const excluded: Partial<Record<Exclusion, number>> = {};
+  for (const code of Object.values(Exclusion)) if (counts[code] > 0) excluded[code] = counts[code];
+
+  if (tally.freshCount === 0) {
+    return { ok: false, code: 'no-metrics', reason: describeNoMetrics(inventory, config, nowMs, tally), considered: gpus.length, excluded };
+  }
+  return { ok: false, code: 'no-fit', reason: describeNoFit(inventory, request, wantedModel, config, tally), considered: gpus.length, excluded };
+}
+
+/** Deterministic order among equal scores: node name, then GPU index, then UUID. */
+function breaksTie(candidate: GpuSample, incumbent: GpuSample): boolean {
+  if (candidate.node !== incumbent.node) return candidate.node < incumbent.node;
+  if (candidate.index !== incumbent.index) return candidate.index < incumbent.index;
+  return candidate.uuid < incumbent.uuid;
+}

@@ -1,0 +1,182 @@
+/**
+ * The webhook's HTTP surface (express): POST /mutate, GET /healthz, /readyz, /metrics.
+ * This is the one place that catches errors: everything below returns typed results or
+ * throws typed errors with a user-facing message.
+ */
+import { EventEmitter } from 'node:events';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { AdmitContext, PodAdmission } from '../admission/admitPod.js';
+import { admitAndCommit } from '../admission/admitAndCommit.js';
+import type { Config } from '../config/schema.js';
+import type { ReservationStore } from '../placement/reservationStore.js';
+import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
+import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
+import { HttpError } from './httpErrors.js';
+import type { WebhookMetrics } from './webhookMetrics.js';
+
+export interface WebhookAppDeps {
+  config: Config;
+  logger: Logger;
+  metrics: WebhookMetrics;
+  store: ReservationStore;
+  /** A fresh admission context (current inventory, ledger, clock) for each attempt. */
+  admitContext: () => AdmitContext;
+  /** Ready once the first metrics have loaded (and the cluster state, when enabled). */
+  readiness: () => { ready: boolean; reason: string };
+  /** True once shutdown has begun: readiness fails so the endpoint is taken out of rotation. */
+  draining: () => boolean;
+}
+
+export interface WebhookApp {
+  app: express.Express;
+  /** Admission requests being answered right now. */
+  inFlight: () => number;
+  /** Resolves when no admission is in flight. */
+  whenIdle: () => Promise<void>;
+}
+
+const outcomeOf = (admission: PodAdmission): string => admission.outcome;
+
+export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
+  const { config, logger, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  let inFlight = 0;
+  const idle = new EventEmitter();
+  const done = (): void => {
+    inFlight -= 1;
+    if (inFlight === 0) idle.emit('idle');
+  };
+  const whenIdle = (): Promise<void> => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.once('idle', () => resolve())));
+
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+
+  app.get('/readyz', (_req, res) => {
+    if (deps.draining()) {
+      res.status(503).type('text/plain').send('not ready: shutting down\n');
+      return;
+    }
+    const { ready, reason } = deps.readiness();
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ok\n' : `not ready: ${reason}\n`);
+  });
+
+  app.get('/metrics', async (_req, res, next) => {
+    try {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  const requireJson = (req: Request, _res: Response, next: NextFunction): void => {
+    if (!req.is('application/json')) {
+      next(new HttpError(415, `content type must be application/json, got ${JSON.stringify(req.get('content-type') ?? '(none)')}`));
+      return;
+    }
+    next();
+  };
+
+  app.post('/mutate', requireJson, express.json({ limit: config.server.maxBodyBytes, strict: true }), (req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    inFlight += 1;
+    const finish = (outcome: string, status: number, body: AdmissionReviewResponse | { error: string }): void => {
+      metrics.requests.inc({ outcome });
+      metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+      res.status(status).json(body);
+      done();
+    };
+
+    let review: AdmissionRequestView;
+    try {
+      review = decodeAdmissionReview(req.body);
+    } catch (err) {
+      done();
+      next(err);
+      return;
+    }
+
+    answerReview(review, deps)
+      .then(({ response, outcome, log }) => {
+        logger.info({ uid: review.uid, namespace: review.namespace, dryRun: review.dryRun, outcome, ...log }, `admission ${outcome}`);
+        finish(outcome, 200, response);
+      })
+      .catch((err: unknown) => {
+        const message = `mps-injector failed while handling this pod: ${(err as Error).message ?? String(err)}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
+        logger.error({ uid: review.uid, err }, 'unexpected error while answering an admission');
+        finish('error', 200, deny(review.apiVersion, review.uid, 500, message, 'InternalError'));
+      });
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found: the webhook serves POST /mutate, GET /healthz, /readyz and /metrics' });
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
+    let status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
+    let message = e.message ?? String(err);
+    if (e.type === 'entity.too.large') {
+      status = 413;
+      message = `AdmissionReview body exceeds the ${config.server.maxBodyBytes}-byte limit (server.maxBodyBytes)`;
+    } else if (e.type === 'entity.parse.failed') {
+      status = 400;
+      message = `request body is not valid JSON: ${message}`;
+    } else if (status >= 500) {
+      logger.error({ err }, 'unexpected error at the HTTP edge');
+      message = `internal error: ${message}`;
+    }
+    const outcome = status === 413 ? 'too-large' : status === 415 ? 'wrong-content-type' : status < 500 ? 'bad-request' : 'error';
+    metrics.requests.inc({ outcome });
+    logger.warn({ status, outcome }, message);
+    res.status(status).json({ error: message });
+  });
+
+  return { app, inFlight: () => inFlight, whenIdle };
+}
+
+interface Answer {
+  response: AdmissionReviewResponse;
+  outcome: string;
+  log: Record<string, unknown>;
+}
+
+async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps): Promise<Answer> {
+  if (!isPodCreate(review)) {
+    return { response: allowUnchanged(review.apiVersion, review.uid), outcome: 'skipped', log: { skip: `${review.kind.kind} ${review.operation} is not a Pod CREATE` } };
+  }
+  const pod = podOf(review);
+  const { admission, attempts } = await admitAndCommit(
+    { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
+    deps.admitContext,
+    { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(deps.config.server.admissionTimeoutMs) },
+  );
+  if (attempts > 1) deps.metrics.commitConflicts.inc(attempts - 1);
+  const podName = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
+  const log: Record<string, unknown> = { pod: podName, attempts };
+  if (admission.outcome === 'mutated') {
+    if (!admission.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });
+    Object.assign(log, {
+      node: admission.choice.node,
+      gpu: admission.choice.gpuIndex,
+      threadPercent: admission.choice.threadPercent,
+      memoryLimitMiB: admission.choice.memoryLimitMiB,
+      reservation: admission.reservation?.id ?? null,
+      reinjected: admission.reinjected,
+      patchOps: admission.patch.length,
+      decision: admission.choice.reason,
+    });
+  } else if (admission.outcome === 'refused') {
+    deps.metrics.decisions.inc({ result: 'refused', reason: admission.reason });
+    Object.assign(log, { reason: admission.reason, message: admission.message });
+  } else if (admission.outcome === 'allowed-unmutated') {
+    deps.metrics.decisions.inc({ result: 'refused', reason: admission.reason });
+    Object.assign(log, { reason: admission.reason, warning: admission.warning });
+  } else {
+    Object.assign(log, { skip: admission.reason });
+  }
+  return { response: encodeAdmission(review.apiVersion, review.uid, admission), outcome: outcomeOf(admission), log };
+}

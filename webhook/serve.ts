@@ -1,0 +1,156 @@
+/**
+ * Process wiring for `mps-injector serve`: metrics refresher, reservation ledger, optional
+ * cluster integration, the HTTPS server, and graceful shutdown.
+ */
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { AdmitContext } from '../admission/admitPod.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/schema.js';
+import type { GpuInventory } from '../dcgm/inventory.js';
+import { MetricsRefresher } from '../dcgm/metricsRefresher.js';
+import type { MetricsSource } from '../dcgm/sources.js';
+import { ExporterMetricsSource, FileMetricsSource, PrometheusMetricsSource } from '../dcgm/sources.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import type { ReservationStore } from '../placement/reservationStore.js';
+import { LocalReservationStore } from '../placement/reservationStore.js';
+import { createWebhookApp } from './createApp.js';
+import type { RunningServer } from './startServer.js';
+import { startHttpsServer } from './startServer.js';
+import { createWebhookMetrics } from './webhookMetrics.js';
+
+export interface ServeHandle {
+  port: number;
+  logger: Logger;
+  ledger: ReservationLedger;
+  /** Begin graceful shutdown: readiness fails, in-flight admissions finish, everything stops. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** The DCGM source the configuration names (discovery comes from the cluster integration). */
+export function metricsSourceFor(config: Config, discovered: MetricsSource | null): MetricsSource {
+  const m = config.metrics;
+  switch (m.source) {
+    case 'file':
+      if (m.file === '') throw new ConfigError('metrics.source is "file" but metrics.file is empty: set metrics.file to a dcgm-exporter dump');
+      return new FileMetricsSource(m.file);
+    case 'exporters':
+      if (m.exporterUrls.length === 0) throw new ConfigError('metrics.source is "exporters" but metrics.exporterUrls is empty: list the dcgm-exporter /metrics URLs');
+      return new ExporterMetricsSource({
+        targets: m.exporterUrls.map((url, i) => ({ url, ...(m.exporterNodes[i] ? { node: m.exporterNodes[i] } : {}) })),
+        timeoutMs: m.timeoutMs,
+      });
+    case 'prometheus':
+      if (m.prometheusUrl === '') throw new ConfigError('metrics.source is "prometheus" but metrics.prometheusUrl is empty: set the Prometheus base URL');
+      return new PrometheusMetricsSource({ baseUrl: m.prometheusUrl, timeoutMs: m.timeoutMs });
+    case 'discovery':
+      if (discovered === null) {
+        throw new ConfigError('metrics.source is "discovery" but cluster.enabled is false: enable the cluster integration, or choose metrics.source file, exporters or prometheus');
+      }
+      return discovered;
+  }
+}
+
+export async function serve(config: Config, opts: { logger?: Logger; handleSignals?: boolean } = {}): Promise<ServeHandle> {
+  const logger = opts.logger ?? pino({ level: config.server.logLevel, base: { app: 'mps-injector' } });
+  const ledger = new ReservationLedger({ ttlMs: config.reservations.ttlSeconds * 1000 });
+  const now = (): number => Date.now();
+
+  if (config.metrics.source === 'discovery' && !config.cluster.enabled) metricsSourceFor(config, null);
+
+  let store: ReservationStore = new LocalReservationStore();
+  let clusterNodes: () => GpuInventory['nodes'] = () => ({});
+  let clusterReady: () => boolean = () => true;
+  let stopCluster: () => Promise<void> = async () => {};
+  let discovered: MetricsSource | null = null;
+  if (config.cluster.enabled) {
+    // Loaded only in cluster mode: the Kubernetes client stays out of offline runs.
+    const { startClusterIntegration } = await import('../kube/startClusterIntegration.js');
+    const cluster = await startClusterIntegration(config, { ledger, logger });
+    store = cluster.store;
+    clusterNodes = () => cluster.nodes();
+    let ready = false;
+    cluster.ready.then(
+      () => {
+        ready = true;
+        logger.info('cluster state loaded: reservation ledger rebuilt from pod annotations');
+      },
+      (err: unknown) => logger.error({ err }, 'cluster state failed to load; readiness stays false'),
+    );
+    clusterReady = () => ready && cluster.isHealthy();
+    stopCluster = () => cluster.stop();
+    discovered = cluster.metricsSource;
+  }
+
+  const refresher = new MetricsRefresher(metricsSourceFor(config, discovered), { refreshSeconds: config.metrics.refreshSeconds });
+  refresher.on?.('refresh', (inv: GpuInventory) => {
+    if (inv.problems.length > 0) logger.warn({ source: inv.source, problems: inv.problems }, 'DCGM metrics refreshed with problems');
+    else logger.debug({ source: inv.source, gpus: inv.gpus.length }, 'DCGM metrics refreshed');
+  });
+  refresher.start();
+
+  const inventory = (): GpuInventory => {
+    const inv = refresher.current();
+    return { ...inv, nodes: { ...inv.nodes, ...clusterNodes() } };
+  };
+  const expiry = setInterval(() => {
+    const expired = ledger.expire(now());
+    if (expired.length > 0) logger.info({ expired: expired.map((r) => ({ id: r.id, pod: r.podKey })) }, 'released unconfirmed reservations past their TTL');
+  }, 5000);
+  expiry.unref();
+
+  const metrics = createWebhookMetrics({ inventory, ledger, now });
+  let draining = false;
+  const webhook = createWebhookApp({
+    config,
+    logger,
+    metrics,
+    store,
+    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now() }),
+    readiness: () => {
+      if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
+      if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
+      return { ready: true, reason: '' };
+    },
+    draining: () => draining,
+  });
+
+  let server: RunningServer;
+  try {
+    server = await startHttpsServer(webhook, {
+      host: config.server.host,
+      port: config.server.port,
+      certFile: config.server.tlsCertFile,
+      keyFile: config.server.tlsKeyFile,
+      logger,
+    });
+  } catch (err) {
+    refresher.stop();
+    clearInterval(expiry);
+    await stopCluster();
+    throw err;
+  }
+  logger.info({ port: server.port, metricsSource: config.metrics.source, policy: config.placement.policy, cluster: config.cluster.enabled }, 'mps-injector webhook listening (HTTPS)');
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (reason: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      logger.info({ reason, inFlight: webhook.inFlight() }, 'shutting down: draining in-flight admissions');
+      draining = true;
+      await server.drain(config.server.shutdownGraceSeconds * 1000);
+      refresher.stop();
+      clearInterval(expiry);
+      await stopCluster();
+      logger.info('shutdown complete');
+    })();
+    return shuttingDown;
+  };
+  if (opts.handleSignals) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        void shutdown(signal).then(() => process.exit(0));
+      });
+    }
+  }
+  return { port: server.port, logger, ledger, shutdown };
+}
