@@ -39,6 +39,8 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/examples ./examples
+COPY --from=build /src/simulate/traces ./simulate/traces
+COPY --from=build /src/simulate/clusters ./simulate/clusters
 COPY --from=build /src/README.md ./README.md
 COPY --from=build /src/CHANGELOG.md ./CHANGELOG.md
 USER 65532:65532

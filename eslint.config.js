@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'charts/**', 'tools/bin/**'] },
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'charts/**/templates/**', 'tools/bin/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

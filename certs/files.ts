@@ -14,8 +14,8 @@ const PRIVATE_MODE = 0o600;
 
 /**
  * Write ca.crt, ca.key, tls.crt and tls.key into `dir` (created when missing) and return
- * their paths. The keys are written before the certificates, so a reader that polls for the
- * certificate finds its key already in place.
+ * their paths. Each key is written just before its certificate, so a reader that watches the
+ * serving pair sees the two change within moments of each other (see ReloadingKeyPair).
  */
 export async function writeCertificateFiles(
   dir: string,
@@ -33,8 +33,8 @@ export async function writeCertificateFiles(
     throw new CertificateError(`cannot create the certificate directory ${dir}: ${describeFsError(err)}; choose a directory you can write to`);
   }
   await writeFileAtomically(paths.caKey, bundle.ca.keyPem, PRIVATE_MODE);
-  await writeFileAtomically(paths.key, bundle.serving.keyPem, PRIVATE_MODE);
   await writeFileAtomically(paths.caCert, bundle.ca.certPem, PUBLIC_MODE);
+  await writeFileAtomically(paths.key, bundle.serving.keyPem, PRIVATE_MODE);
   await writeFileAtomically(paths.cert, bundle.serving.certPem, PUBLIC_MODE);
   return paths;
 }

@@ -187,9 +187,14 @@ describe('keyMatchesCertificate and validateKeyPair', () => {
     expect(keyMatchesCertificate({ certPem: bundle.serving.certPem, keyPem: ecKey })).toBe(false);
   });
 
-  test('throws a CertificateError naming the unreadable part', () => {
-    expect(() => keyMatchesCertificate({ certPem: 'garbage', keyPem: bundle.serving.keyPem })).toThrow(/certificate is not a PEM certificate/);
-    expect(() => keyMatchesCertificate({ certPem: bundle.serving.certPem, keyPem: 'garbage' })).toThrow(/private key is not a readable/);
+  test('keyMatchesCertificate is false for an unreadable half', () => {
+    expect(keyMatchesCertificate({ certPem: 'garbage', keyPem: bundle.serving.keyPem })).toBe(false);
+    expect(keyMatchesCertificate({ certPem: bundle.serving.certPem, keyPem: 'garbage' })).toBe(false);
+  });
+
+  test('validateKeyPair throws a CertificateError naming the unreadable or mismatched part', () => {
+    expect(() => validateKeyPair({ certPem: 'garbage', keyPem: bundle.serving.keyPem })).toThrow(/certificate is not a PEM certificate/);
+    expect(() => validateKeyPair({ certPem: bundle.serving.certPem, keyPem: 'garbage' })).toThrow(/private key is not a readable/);
     const truncated = bundle.serving.certPem.slice(0, 200) + '\n-----END CERTIFICATE-----\n';
     expect(() => validateKeyPair({ certPem: truncated, keyPem: bundle.serving.keyPem }, { cert: '/tls/tls.crt', key: '/tls/tls.key' })).toThrow(
       /\/tls\/tls\.crt holds a PEM block that is not a valid X\.509 certificate/,

@@ -180,13 +180,17 @@ export function needsRenewal(certPem: string, now: Date, renewAtFraction: number
 }
 
 /**
- * True when the private key belongs to the certificate's public key.
- * Throws CertificateError when either PEM cannot be read at all.
+ * True when the private key belongs to the certificate's public key; false when they differ
+ * or either PEM cannot be read (validateKeyPair says which and why).
  */
 export function keyMatchesCertificate(pair: PemPair): boolean {
-  const x509 = parseCertificate(pair.certPem, 'certificate');
-  const key = parsePrivateKey(pair.keyPem, 'private key');
-  return x509.checkPrivateKey(key);
+  try {
+    validateKeyPair(pair);
+    return true;
+  } catch (err) {
+    if (err instanceof CertificateError) return false;
+    throw err;
+  }
 }
 
 /**

@@ -22,7 +22,8 @@ export const configSchema = z
     server: z
       .object({
         host: z.string().default('0.0.0.0'),
-        port: z.number().int().min(1).max(65535).default(8443),
+        /** 0 picks a free port (tests, local runs). */
+        port: z.number().int().min(0).max(65535).default(8443),
         tlsCertFile: z.string().default('/etc/mps-injector/tls/tls.crt'),
         tlsKeyFile: z.string().default('/etc/mps-injector/tls/tls.key'),
         /** AdmissionReview bodies above this are answered 413. */

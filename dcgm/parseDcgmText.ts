@@ -6,11 +6,12 @@
  * first bad line of its input, so every line is judged on its own: the line is cut into
  * name, label block, value and timestamp by position, and each distinct label block is
  * handed to the package once (a scrape repeats the same label block in every metric
- * family, so this is also what keeps a 1,000-node scrape fast). See ADR 0003.
+ * family). A DcgmTextParser also remembers label blocks from one scrape to the next, which
+ * is what a poller sees: the same blocks every time. See ADR 0003.
  */
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { GpuSample } from './inventory.js';
-import { collectGpuSamples, type DcgmSeries } from './collectGpuSamples.js';
+import { GpuSampleCollector, type SeriesLabels } from './collectGpuSamples.js';
 import { DcgmLabel, exporterPodLabels, isDcgmBlank } from './dcgmNames.js';
 
 export interface ParseDcgmTextOptions {
@@ -28,8 +29,10 @@ export interface DcgmTextParseResult {
   problems: string[];
 }
 
-export interface ExpositionSeriesResult {
-  series: DcgmSeries[];
+/** Receives each valid DCGM series of an exposition, in text order. */
+type SeriesSink = (name: string, labels: SeriesLabels, value: number, timestampMs: number | null) => void;
+
+interface ExpositionReadResult {
   skippedLines: number;
   problems: string[];
 }
@@ -37,20 +40,34 @@ export interface ExpositionSeriesResult {
 /** Host labels of dcgm-exporter, released versions first. */
 export const exporterNodeLabels: readonly string[] = [DcgmLabel.HostnameUpper, DcgmLabel.HostnameLower];
 
-/** Parse a dcgm-exporter /metrics text into one sample per GPU. */
+/**
+ * Parses scrapes of one source again and again (a poller), remembering the label blocks
+ * it has read. Blocks not seen in the latest scrape are forgotten, so memory follows the
+ * size of one scrape.
+ */
+export class DcgmTextParser {
+  private readonly cache = new LabelBlockCache();
+
+  parse(text: string, opts: ParseDcgmTextOptions): DcgmTextParseResult {
+    const collector = new GpuSampleCollector({
+      ...(opts.node ? { node: opts.node } : {}),
+      nodeLabels: exporterNodeLabels,
+      podLabels: [exporterPodLabels],
+      fallbackTimeMs: opts.scrapedAtMs,
+    });
+    const read = readExposition(text, (name, labels, value, timestampMs) => collector.add(name, labels, value, timestampMs), this.cache);
+    const collected = collector.finish();
+    return {
+      gpus: collected.gpus,
+      skippedLines: read.skippedLines,
+      problems: [...read.problems, ...collected.problems],
+    };
+  }
+}
+
+/** Parse a dcgm-exporter /metrics text into one sample per GPU (one-off; pollers keep a DcgmTextParser). */
 export function parseDcgmText(text: string, opts: ParseDcgmTextOptions): DcgmTextParseResult {
-  const read = readExpositionSeries(text);
-  const collected = collectGpuSamples(read.series, {
-    ...(opts.node ? { node: opts.node } : {}),
-    nodeLabels: exporterNodeLabels,
-    podLabels: [exporterPodLabels],
-    fallbackTimeMs: opts.scrapedAtMs,
-  });
-  return {
-    gpus: collected.gpus,
-    skippedLines: read.skippedLines,
-    problems: [...read.problems, ...collected.problems],
-  };
+  return new DcgmTextParser().parse(text, opts);
 }
 
 const SkipKind = {
@@ -68,10 +85,22 @@ const skipAdvice: Record<SkipKind, string> = {
   duplicate: 'the same series appears more than once (the first was kept); check for a doubled or concatenated scrape',
 };
 
-interface LabelBlock {
-  labels: Readonly<Record<string, string>>;
-  /** Order-independent identity of the label set, for duplicate detection. */
+/** One distinct label set, shared by every line that carries it. */
+interface LabelSet {
+  labels: SeriesLabels;
+  /** Order-independent text of the label set. */
   identity: string;
+  /** Metric names read with this label set in the current scrape, for duplicate detection (a handful). */
+  names: string[];
+  seenInScrape: number;
+}
+
+/** A label block as written, what it reads as, and the block that followed it last time. */
+interface BlockEntry {
+  text: string;
+  set: LabelSet | null;
+  next: BlockEntry | null;
+  seenInScrape: number;
 }
 
 const FINITE_NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -79,29 +108,19 @@ const NON_FINITE_NUMBER = /^(?:[+-]?inf(?:inity)?|nan)$/i;
 const TIMESTAMP = /^-?\d+$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const EXCERPT_CHARS = 100;
+const MAX_METADATA_LINES = 10_000;
 
 const isNameStart = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 58;
 const isNameChar = (c: number): boolean => isNameStart(c) || (c >= 48 && c <= 57);
 const isBlankChar = (c: number): boolean => c === 32 || c === 9;
+/** Blanks and the carriage return of CRLF text, trimmed from both ends of a line. */
+const isSpaceChar = (c: number): boolean => c === 32 || c === 9 || c === 13;
 
-/** Read a label block such as `{gpu="0",UUID="GPU-..."}` with the package; null when it is not valid. */
-function readLabelBlock(block: string): LabelBlock | null {
-  let families;
-  try {
-    families = parsePrometheusTextFormat(`m${block} 0\n`);
-  } catch {
-    return null;
-  }
-  const sample = families.length === 1 ? families[0]?.metrics : undefined;
-  // A block whose quotes never close swallows the value: the package then reports no value.
-  if (sample?.length !== 1 || sample[0]?.value !== '0' || sample[0].timestamp_ms !== undefined) return null;
-  const labels = sample[0].labels ?? {};
-  const names = Object.keys(labels);
-  for (const name of names) if (!LABEL_NAME.test(name)) return null;
-  names.sort();
-  const identity = names.map((n) => `${n}\u0000${labels[n]}`).join('\u0001');
-  return { labels, identity };
-}
+/**
+ * A copy of a piece of a larger string. A slice can keep the whole scrape text alive; what
+ * outlives a parse (cached keys, messages) is copied.
+ */
+const detach = (s: string): string => (' ' + s).slice(1);
 
 /** `# HELP` / `# TYPE` lines are judged by the package; other comments are ignored. */
 function metadataLineIsValid(line: string): boolean {
@@ -113,104 +132,212 @@ function metadataLineIsValid(line: string): boolean {
   }
 }
 
+/** Label blocks (and metadata lines) already read, by their text. */
+class LabelBlockCache {
+  private readonly blocks = new Map<string, BlockEntry>();
+  private readonly byIdentity = new Map<string, LabelSet>();
+  private readonly metadata = new Map<string, boolean>();
+  private scrape = 0;
+  readonly noLabels: BlockEntry;
+
+  constructor() {
+    this.noLabels = { text: '', set: this.readLabelBlock('{}'), next: null, seenInScrape: 0 };
+  }
+
+  beginScrape(): number {
+    return ++this.scrape;
+  }
+
+  /** Forget what the scrape just read did not use, and the per-scrape duplicate state. */
+  endScrape(): void {
+    for (const [text, entry] of this.blocks) {
+      if (entry.seenInScrape !== this.scrape) this.blocks.delete(text);
+      else if (entry.next !== null && entry.next.seenInScrape !== this.scrape) entry.next = null;
+    }
+    for (const [identity, set] of this.byIdentity) {
+      if (set.seenInScrape !== this.scrape && set !== this.noLabels.set) this.byIdentity.delete(identity);
+      else set.names = [];
+    }
+    if (this.metadata.size > MAX_METADATA_LINES) this.metadata.clear();
+  }
+
+  /** The entry of a block text, `guess` (the block that followed the previous one last time) first. */
+  block(text: string, guess: BlockEntry | null): BlockEntry {
+    let entry: BlockEntry | undefined = guess !== null && guess.text === text ? guess : this.blocks.get(text);
+    if (entry === undefined) {
+      const kept = detach(text);
+      entry = { text: kept, set: this.readLabelBlock(kept), next: null, seenInScrape: 0 };
+      this.blocks.set(kept, entry);
+    }
+    if (entry.seenInScrape !== this.scrape) {
+      entry.seenInScrape = this.scrape;
+      if (entry.set !== null) this.touch(entry.set);
+    }
+    return entry;
+  }
+
+  /** Whether a `# HELP` / `# TYPE` line is valid. */
+  metadataLine(line: string): boolean {
+    let valid = this.metadata.get(line);
+    if (valid === undefined) this.metadata.set(detach(line), (valid = metadataLineIsValid(line)));
+    return valid;
+  }
+
+  touch(set: LabelSet): void {
+    if (set.seenInScrape === this.scrape) return;
+    set.seenInScrape = this.scrape;
+    set.names = [];
+  }
+
+  /**
+   * Read a label block such as `{gpu="0",UUID="GPU-..."}` with the package; null when it is
+   * not valid. Blocks that differ only in label order share one LabelSet.
+   */
+  private readLabelBlock(block: string): LabelSet | null {
+    const labels = labelsOfText(block);
+    if (labels === null) return null;
+    const names = Object.keys(labels);
+    for (const name of names) if (!LABEL_NAME.test(name)) return null;
+    names.sort();
+    const identity = names.map((n) => `${n}\u0000${labels[n]}`).join('\u0001');
+    let set = this.byIdentity.get(identity);
+    if (set === undefined) {
+      set = { labels, identity, names: [], seenInScrape: 0 };
+      this.byIdentity.set(identity, set);
+    }
+    return set;
+  }
+}
+
+/** The labels of a label block, read by the package; null when it is not valid. */
+function labelsOfText(block: string): Record<string, string> | null {
+  let families;
+  try {
+    families = parsePrometheusTextFormat(`m${block} 0\n`);
+  } catch {
+    return null;
+  }
+  const sample = families.length === 1 ? families[0]?.metrics : undefined;
+  // A block whose quotes never close swallows the value: the package then reports no value.
+  if (sample?.length !== 1 || sample[0]?.value !== '0' || sample[0].timestamp_ms !== undefined) return null;
+  return sample[0].labels ?? {};
+}
+
 /**
- * Read every sample line of an exposition into series. Only DCGM_* families are returned;
- * other valid lines are ignored, bad lines of any family are skipped and counted.
+ * Read every sample line of an exposition. Valid DCGM_* series go to `sink`; other valid
+ * lines are ignored; bad lines of any family are skipped and counted.
+ *
+ * Lines are read in place (positions into `text`, no per-line copies). An exposition
+ * repeats its label blocks in the same order in every family, so the block that followed
+ * the previous line's block last time is tried first (a string comparison) before a
+ * lookup (a hash of the whole block).
  */
-export function readExpositionSeries(text: string): ExpositionSeriesResult {
-  const series: DcgmSeries[] = [];
-  const blocks = new Map<string, LabelBlock | null>();
-  const seen = new Set<string>();
+function readExposition(text: string, sink: SeriesSink, cache: LabelBlockCache = new LabelBlockCache()): ExpositionReadResult {
   const skipped = new Map<SkipKind, { count: number; firstLine: number; excerpt: string }>();
   let skippedLines = 0;
+  let lineNumber = 0;
+  let lineStart = 0;
+  let previousName = '';
+  let previousBlock: BlockEntry | null = null;
+  cache.beginScrape();
 
-  const skip = (kind: SkipKind, lineNumber: number, line: string): void => {
+  const skip = (kind: SkipKind, from: number, to: number): void => {
     skippedLines++;
     const entry = skipped.get(kind);
     if (entry) entry.count++;
-    else skipped.set(kind, { count: 1, firstLine: lineNumber, excerpt: line.length > EXCERPT_CHARS ? `${line.slice(0, EXCERPT_CHARS)}...` : line });
+    else {
+      const excerpt = to - from > EXCERPT_CHARS ? `${text.slice(from, from + EXCERPT_CHARS)}...` : text.slice(from, to);
+      skipped.set(kind, { count: 1, firstLine: lineNumber, excerpt: detach(excerpt) });
+    }
   };
 
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line.length === 0) continue;
-    const lineNumber = i + 1;
-    if (line.charCodeAt(0) === 35 /* # */) {
-      if ((line.startsWith('# HELP ') || line.startsWith('# TYPE ')) && !metadataLineIsValid(line)) skip(SkipKind.Malformed, lineNumber, line);
+  while (lineStart < text.length) {
+    let lineEnd = text.indexOf('\n', lineStart);
+    if (lineEnd === -1) lineEnd = text.length;
+    let from = lineStart;
+    let to = lineEnd;
+    lineStart = lineEnd + 1;
+    lineNumber++;
+    while (from < to && isSpaceChar(text.charCodeAt(from))) from++;
+    while (to > from && isSpaceChar(text.charCodeAt(to - 1))) to--;
+    if (from === to) continue;
+
+    if (text.charCodeAt(from) === 35 /* # */) {
+      if ((text.startsWith('# HELP ', from) || text.startsWith('# TYPE ', from)) && !cache.metadataLine(text.slice(from, to))) {
+        skip(SkipKind.Malformed, from, to);
+      }
       continue;
     }
 
     // Metric name.
-    let at = 0;
-    if (!isNameStart(line.charCodeAt(0))) {
-      skip(SkipKind.Malformed, lineNumber, line);
+    if (!isNameStart(text.charCodeAt(from))) {
+      skip(SkipKind.Malformed, from, to);
       continue;
     }
-    while (at < line.length && isNameChar(line.charCodeAt(at))) at++;
-    const name = line.slice(0, at);
-    while (at < line.length && isBlankChar(line.charCodeAt(at))) at++;
+    let at = from + 1;
+    while (at < to && isNameChar(text.charCodeAt(at))) at++;
+    const nameEnd = at;
+    while (at < to && isBlankChar(text.charCodeAt(at))) at++;
 
     // Label block: from "{" to the last "}" of the line (value and timestamp hold none).
-    let block = '';
-    if (line.charCodeAt(at) === 123 /* { */) {
-      const close = line.lastIndexOf('}');
+    let block = cache.noLabels;
+    if (text.charCodeAt(at) === 123 /* { */) {
+      const close = text.lastIndexOf('}', to - 1);
       if (close < at) {
-        skip(SkipKind.Malformed, lineNumber, line);
+        skip(SkipKind.Malformed, from, to);
         continue;
       }
-      block = line.slice(at, close + 1);
+      block = cache.block(text.slice(at, close + 1), previousBlock === null ? null : previousBlock.next);
+      if (previousBlock !== null) previousBlock.next = block;
+      previousBlock = block;
       at = close + 1;
-    } else if (at < line.length && at === name.length) {
+    } else if (at < to && at === nameEnd) {
       // The name ran into a character that is neither a name character, a blank nor "{".
-      skip(SkipKind.Malformed, lineNumber, line);
+      skip(SkipKind.Malformed, from, to);
       continue;
     }
 
-    // Value and optional timestamp.
-    const rest = line.slice(at).trim();
-    const gap = rest.search(/[ \t]/);
-    const valueText = gap === -1 ? rest : rest.slice(0, gap);
-    const timestampText = gap === -1 ? '' : rest.slice(gap).trim();
+    // Value and optional timestamp, separated by blanks.
+    while (at < to && isBlankChar(text.charCodeAt(at))) at++;
+    const valueStart = at;
+    while (at < to && !isBlankChar(text.charCodeAt(at))) at++;
+    const valueText = text.slice(valueStart, at);
+    while (at < to && isBlankChar(text.charCodeAt(at))) at++;
+    const timestampText = text.slice(at, to);
     const finite = FINITE_NUMBER.test(valueText);
-    if ((!finite && !NON_FINITE_NUMBER.test(valueText)) || (timestampText !== '' && !TIMESTAMP.test(timestampText))) {
-      skip(SkipKind.Malformed, lineNumber, line);
-      continue;
-    }
-
-    let labelBlock = blocks.get(block);
-    if (labelBlock === undefined) {
-      labelBlock = block === '' ? { labels: {}, identity: '' } : readLabelBlock(block);
-      blocks.set(block, labelBlock);
-    }
-    if (labelBlock === null) {
-      skip(SkipKind.Malformed, lineNumber, line);
+    const labelSet = block.set;
+    if ((!finite && !NON_FINITE_NUMBER.test(valueText)) || (timestampText !== '' && !TIMESTAMP.test(timestampText)) || labelSet === null) {
+      skip(SkipKind.Malformed, from, to);
       continue;
     }
 
     // Valid line. Only DCGM families matter beyond this point.
-    if (!name.startsWith('DCGM_')) continue;
+    if (!text.startsWith('DCGM_', from)) continue;
     if (!finite) {
-      skip(SkipKind.NonFinite, lineNumber, line);
+      skip(SkipKind.NonFinite, from, to);
       continue;
     }
     const value = Number(valueText);
     if (isDcgmBlank(value)) {
-      skip(SkipKind.Blank, lineNumber, line);
+      skip(SkipKind.Blank, from, to);
       continue;
     }
-    const identity = `${name}\u0002${labelBlock.identity}`;
-    if (seen.has(identity)) {
-      skip(SkipKind.Duplicate, lineNumber, line);
+    // Consecutive lines mostly share their family: reuse the name string (its hash is cached).
+    const name =
+      previousName.length === nameEnd - from && text.startsWith(previousName, from) ? previousName : (previousName = text.slice(from, nameEnd));
+    cache.touch(labelSet);
+    if (labelSet.names.includes(name)) {
+      skip(SkipKind.Duplicate, from, to);
       continue;
     }
-    seen.add(identity);
-    series.push({ name, labels: labelBlock.labels, value, timestampMs: timestampText === '' ? null : Number(timestampText) });
+    labelSet.names.push(name);
+    sink(name, labelSet.labels, value, timestampText === '' ? null : Number(timestampText));
   }
+  cache.endScrape();
 
   const problems: string[] = [];
   for (const [kind, entry] of skipped) {
     problems.push(`skipped ${entry.count} ${kind} line(s), first at line ${entry.firstLine} (${entry.excerpt}): ${skipAdvice[kind]}`);
   }
-  return { series, skippedLines, problems };
+  return { skippedLines, problems };
 }

@@ -7,6 +7,7 @@ import type { Container, EnvVar, HostPathVolumeSource, Pod, PodSpec, Toleration,
 import type { Config } from '../config/schema.js';
 import { Priority } from '../placement/types.js';
 import type { SlotChoice } from '../placement/types.js';
+import { parseContainerList, parsePriority } from './annotationValues.js';
 import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, SHM_MOUNT_PATH, VolumeName } from './names.js';
 import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
@@ -58,25 +59,41 @@ export function injectPod(
   addTolerations(spec, config.tolerations);
 
   const metadata = (out.metadata ??= {});
-  metadata.annotations = { ...metadata.annotations, ...decisionAnnotations(choice, reservationId, containers) };
+  metadata.annotations = { ...metadata.annotations, ...decisionAnnotations(choice, reservationId, containers, metadata.annotations) };
 
   return { pod: out, warnings };
 }
 
-/** The annotations that record a decision; `readRecordedDecision` reads them back. */
-export function decisionAnnotations(choice: SlotChoice, reservationId: string, containers: string[]): Record<string, string> {
+/**
+ * The annotations that record a decision; `readRecordedDecision` reads them back. The two a user may
+ * also write (containers, priority) keep the user's spelling when it means the same ("a, b" for a,b).
+ */
+export function decisionAnnotations(
+  choice: SlotChoice,
+  reservationId: string,
+  containers: string[],
+  existing: Record<string, string> = {},
+): Record<string, string> {
+  const userContainers = existing[Annotation.Containers];
+  const userPriority = existing[Annotation.Priority];
+  const sameContainers = userContainers !== undefined && sameList(parseContainerList(userContainers), containers);
+  const samePriority = userPriority !== undefined && parsePriority(userPriority) === choice.priority;
   return {
     [Annotation.Node]: choice.node,
     [Annotation.GpuUuid]: choice.gpuUuid,
     [Annotation.GpuIndex]: String(choice.gpuIndex),
     [Annotation.ThreadPercent]: String(choice.threadPercent),
     [Annotation.MemoryLimit]: `${choice.memoryLimitMiB}Mi`,
-    [Annotation.Priority]: choice.priority,
-    [Annotation.Containers]: containers.join(','),
+    [Annotation.Priority]: samePriority ? userPriority : choice.priority,
+    [Annotation.Containers]: sameContainers ? userContainers : containers.join(','),
     [Annotation.Reservation]: reservationId,
     [Annotation.MetricsAgeSeconds]: String(choice.metricsAgeSeconds),
     [Annotation.Decision]: choice.reason,
   };
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

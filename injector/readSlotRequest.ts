@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { quantityToMiB } from '../config/quantity.js';
 import { Priority } from '../placement/types.js';
 import type { SlotChoice, SlotRequest } from '../placement/types.js';
+import { parseContainerList, parsePriority, parseWholeNumber } from './annotationValues.js';
 import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from './names.js';
 
 export type PodIntent =
@@ -98,7 +99,7 @@ export function readRecordedDecision(pod: Pod): RecordedDecision | null {
   const metricsAgeSeconds = parseWholeNumber(a[Annotation.MetricsAgeSeconds]);
   const reason = a[Annotation.Decision];
   const priority = parsePriority(a[Annotation.Priority]);
-  const containers = splitList(a[Annotation.Containers]);
+  const containers = parseContainerList(a[Annotation.Containers]);
   if (
     reservationId === null ||
     node === null ||
@@ -198,7 +199,7 @@ function findGpuResourceHolder(pod: Pod): string | null {
 
 function readContainers(text: string | undefined, podContainers: string[]): string[] {
   if (text === undefined) return [...podContainers];
-  const names = [...new Set(splitList(text))];
+  const names = parseContainerList(text);
   const known = podContainers.map((n) => `"${n}"`).join(', ');
   if (names.length === 0) {
     throw new InvalidPodError(
@@ -264,28 +265,6 @@ function readPriority(text: string | undefined, specPriority: number | undefined
 
 function readGpuModel(text: string | undefined): string | null {
   return nonEmpty(text);
-}
-
-function parsePriority(text: string | undefined): Priority | null {
-  const value = text?.trim().toLowerCase();
-  if (value === Priority.High) return Priority.High;
-  if (value === Priority.Low) return Priority.Low;
-  return null;
-}
-
-function parseWholeNumber(text: string | undefined): number | null {
-  if (text === undefined) return null;
-  const trimmed = text.trim();
-  if (!/^[0-9]{1,9}$/.test(trimmed)) return null;
-  return Number(trimmed);
-}
-
-function splitList(text: string | undefined): string[] {
-  if (text === undefined) return [];
-  return text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 function nonEmpty(text: string | undefined): string | null {

@@ -9,19 +9,22 @@ import { INIT_CONTAINER_NAME, InitEnv } from './names.js';
 
 /**
  * The built-in wait: poll once a second for the control pipe; give up after MPS_TIMEOUT seconds with
- * a message that says where it looked and what to check. Busybox `sh` compatible.
+ * a message that says where it looked and what to check. POSIX `sh` (busybox) compatible; reads the
+ * variables of `InitEnv`.
  */
-export const WAIT_FOR_MPS_SCRIPT = `i=0
-while [ ! -p "$${InitEnv.Pipe}/control" ]; do
-  if [ "$i" -ge "$${InitEnv.Timeout}" ]; then
-    echo "mps-injector: no MPS control pipe at $${InitEnv.Pipe}/control (node directory $${InitEnv.HostPipe}) on node $${InitEnv.Node} after $${InitEnv.Timeout}s. Is the MPS control daemon running on this node? See the chart's mpsDaemon values." >&2
-    exit 1
-  fi
-  sleep 1
-  i=$((i + 1))
-done
-echo "mps-injector: MPS control pipe ready at $${InitEnv.Pipe}/control on node $${InitEnv.Node}"
-`;
+export const WAIT_FOR_MPS_SCRIPT = [
+  'i=0',
+  'while [ ! -p "${MPS_PIPE}/control" ]; do',
+  '  if [ "$i" -ge "${MPS_TIMEOUT}" ]; then',
+  '    echo "mps-injector: no MPS control pipe at ${MPS_PIPE}/control (node directory ${MPS_HOST_PIPE}) on node ${MPS_NODE} after ${MPS_TIMEOUT}s. Is the MPS control daemon running on this node? See the chart\'s mpsDaemon values." >&2',
+  '    exit 1',
+  '  fi',
+  '  sleep 1',
+  '  i=$((i + 1))',
+  'done',
+  'echo "mps-injector: MPS control pipe ready at ${MPS_PIPE}/control on node ${MPS_NODE}"',
+  '',
+].join('\n');
 
 /** The wait-for-MPS init container, mounting the pipe volume `pipeVolumeName` read-only. */
 export function buildWaitForMpsContainer(node: string, pipeVolumeName: string, config: Config['injection']): Container {

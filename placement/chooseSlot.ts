@@ -2,15 +2,17 @@
  * The placement engine: pick one MPS slot (node + GPU) for a pod from the GPU inventory and
  * the reservation ledger, or refuse with a reason a person can act on. Pure and synchronous.
  *
- * One pass over the GPUs, no sorting and no per-GPU allocation: each GPU is either excluded
+ * One pass over the GPUs, no sorting and (from a ReservationLedger) no per-GPU allocation: each GPU is either excluded
  * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
  * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
  */
-import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
 import type { ExclusionTally } from './describeDecision.js';
-import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent } from './threadPercent.js';
-import { Exclusion, PlacementPolicy, Priority } from './types.js';
+import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, memoryShare } from './threadPercent.js';
+import { ReservationLedger, sumReservations } from './ledger.js';
+import type { GpuReservationTotals } from './ledger.js';
+import { Exclusion, PlacementPolicy, Priority, ReservationState } from './types.js';
 import type { LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 
 /**
@@ -19,33 +21,40 @@ import type { LedgerView, PlacementConfig, Reservation, SlotDecision, SlotReques
  * only loses against cool GPUs of comparable packing (binpack may still fill it before
  * opening an idle GPU).
  */
-export const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priority.High]: 10, [Priority.Low]: 0.5 });
+const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priority.High]: 10, [Priority.Low]: 0.5 });
 
-/** Sums the ledger keeps per GPU; ReservationLedger offers them as O(1) lookups. */
-interface ReservationSums {
-  readonly memoryMiB: number;
-  readonly threadPercent: number;
-  readonly clients: number;
-}
-
-interface LedgerWithTotals extends LedgerView {
-  totals(gpuUuid: string, nowMs: number): ReservationSums;
-}
-
-function hasTotals(ledger: LedgerView): ledger is LedgerWithTotals {
-  return typeof (ledger as Partial<LedgerWithTotals>).totals === 'function';
-}
-
-/** Sums over onGpu(), for a LedgerView without totals (O(reservations on the GPU)). */
-function sumOnGpu(ledger: LedgerView, gpuUuid: string, nowMs: number): ReservationSums {
-  const reservations = ledger.onGpu(gpuUuid, nowMs);
-  let memoryMiB = 0;
-  let threadPercent = 0;
-  for (const r of reservations) {
-    memoryMiB += r.memoryMiB;
-    threadPercent += r.threadPercent;
+/**
+ * Reads each GPU's reservation sums. From a ReservationLedger: its snapshots laid out by
+ * position (sequential reads, no hashing per GPU), falling back to totals() where an expiry is
+ * due. From any other LedgerView: a pass over onGpu().
+ */
+function sumsReader(ledger: LedgerView, gpus: readonly GpuSample[], nowMs: number): (position: number, gpuUuid: string) => GpuReservationTotals {
+  if (ledger instanceof ReservationLedger) {
+    const snapshots = ledger.snapshotsFor(gpus);
+    return (position, uuid) => {
+      const snapshot = snapshots[position];
+      return snapshot !== undefined && nowMs < snapshot.nextExpiryMs ? snapshot : ledger.totals(uuid, nowMs);
+    };
   }
-  return { memoryMiB, threadPercent, clients: reservations.length };
+  return (_position, uuid) => sumReservations(ledger.onGpu(uuid, nowMs));
+}
+
+/**
+ * Memory the GPU carries: max(observed used, sum of reservations) as the design states, with
+ * the reservations its sample cannot include yet added to the observed figure: pending ones
+ * (their pods do not exist) and ones made after the sample was taken. So a burst of admissions
+ * between two scrapes never reuses the same free memory, even beside work the webhook did not place.
+ */
+function committedMiBOf(memory: GpuMemory, sums: GpuReservationTotals, sampledAtMs: number): number {
+  if (sums.clients === 0) return memory.usedMiB;
+  let unobservedMiB = sums.pendingMemoryMiB;
+  if (sums.latestConfirmedCreatedAtMs > sampledAtMs) {
+    unobservedMiB = 0;
+    for (const r of sums.reservations) {
+      if (r.state === ReservationState.Pending || r.createdAtMs > sampledAtMs) unobservedMiB += r.memoryMiB;
+    }
+  }
+  return Math.max(memory.usedMiB + unobservedMiB, sums.memoryMiB);
 }
 
 function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefined {
@@ -110,12 +119,14 @@ function newTally(): ExclusionTally {
   };
 }
 
+/**
+ * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
+ * reserveSlot to hold the chosen capacity in the same synchronous step.
+ */
 export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number): SlotDecision {
   const gpus = inventory.gpus;
   const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
-  const readSums: (gpuUuid: string, nowMs: number) => ReservationSums = hasTotals(ledger)
-    ? (uuid, now) => ledger.totals(uuid, now)
-    : (uuid, now) => sumOnGpu(ledger, uuid, now);
+  const readSums = sumsReader(ledger, gpus, nowMs);
   const wantedModel = request.gpuModel === null || request.gpuModel.trim() === '' ? null : request.gpuModel.trim();
   const modelPattern = wantedModel === null ? null : new RegExp(escapeRegExp(wantedModel), 'i');
   const pinnedNode = request.pinnedNode;
@@ -123,14 +134,30 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   const binpack = config.policy === PlacementPolicy.Binpack;
   const excludeHot = config.hotGpuAction === 'exclude';
   const hotPenalty = HOT_PENALTY[request.priority];
+  const marginMiB = config.memorySafetyMarginMiB;
+  const maxClients = config.maxClientsPerGpu;
+  const maxThreadSum = config.maxThreadPercentSum;
+  const hotUtil = config.hotUtilPercent;
+  const minThreads = config.minThreadPercent;
+  const maxThreads = config.maxThreadPercent;
+  // GPUs of one model share a total: the memory share is computed once per distinct total.
+  let shareOfTotalMiB = Number.NaN;
+  let share = 0;
   const tally = newTally();
   const counts = tally.counts;
+  // The exporter lists a node's GPUs together: look each node up once per run of its GPUs.
+  let nodeName: string | null = null;
+  let node: NodeState | undefined;
+  let nodeLabelMatch: boolean | null = null;
+  // A fleet has few models: test the pattern once per run of equal model names.
+  let lastModel: string | null = null;
+  let lastModelMatch = false;
 
   let best: GpuSample | null = null;
   let bestScore = -Infinity;
   let bestThreads = 0;
   let bestRoomMiB = 0;
-  let bestSums: ReservationSums | null = null;
+  let bestSums: GpuReservationTotals | null = null;
   let bestClients = 0;
 
   for (let i = 0; i < gpus.length; i++) {
@@ -145,11 +172,25 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       counts[Exclusion.NodeMismatch]++;
       continue;
     }
-    if (modelPattern !== null && !modelPattern.test(gpu.model)) {
-      const label = nodeStateOf(inventory, gpu.node)?.labels[config.gpuModelNodeLabel];
-      if (label === undefined || !modelPattern.test(label)) {
-        counts[Exclusion.ModelMismatch]++;
-        continue;
+    if (gpu.node !== nodeName) {
+      nodeName = gpu.node;
+      node = nodeStateOf(inventory, nodeName);
+      nodeLabelMatch = null;
+    }
+    if (modelPattern !== null) {
+      if (gpu.model !== lastModel) {
+        lastModel = gpu.model;
+        lastModelMatch = modelPattern.test(lastModel);
+      }
+      if (!lastModelMatch) {
+        if (nodeLabelMatch === null) {
+          const label = node?.labels[config.gpuModelNodeLabel];
+          nodeLabelMatch = label !== undefined && modelPattern.test(label);
+        }
+        if (!nodeLabelMatch) {
+          counts[Exclusion.ModelMismatch]++;
+          continue;
+        }
       }
     }
     if (!fresh) {
@@ -165,7 +206,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       tally.firstXid ??= gpu;
       continue;
     }
-    if (nodeStateOf(inventory, gpu.node)?.schedulable === false) {
+    if (node?.schedulable === false) {
       counts[Exclusion.NodeUnschedulable]++;
       tally.firstUnschedulable ??= gpu;
       continue;
@@ -176,15 +217,24 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       continue;
     }
 
-    const sums = readSums(gpu.uuid, nowMs);
-    const clients = gpu.pods.length === 0 ? sums.clients : sums.clients + countUnreservedPods(gpu.pods, ledger.onGpu(gpu.uuid, nowMs));
-    if (clients >= config.maxClientsPerGpu) {
-      counts[Exclusion.ClientCap]++;
+    // Observed use alone already rules out a full GPU: skip the ledger unless it could be the
+    // best of those short of memory (reservations only ever lower the room).
+    const observedRoomMiB = memory.totalMiB - memory.usedMiB - marginMiB;
+    if (observedRoomMiB < request.memoryMiB) {
+      counts[Exclusion.Memory]++;
+      if (observedRoomMiB > tally.shortOfMemoryRoomMiB) {
+        const roomMiB = memory.totalMiB - committedMiBOf(memory, readSums(i, gpu.uuid), gpu.sampledAtMs) - marginMiB;
+        if (roomMiB > tally.shortOfMemoryRoomMiB) {
+          tally.shortOfMemoryRoomMiB = roomMiB;
+          tally.shortOfMemory = gpu;
+        }
+      }
       continue;
     }
 
-    const committedMiB = Math.max(memory.usedMiB, sums.memoryMiB);
-    const roomMiB = memory.totalMiB - committedMiB - config.memorySafetyMarginMiB;
+    const sums = readSums(i, gpu.uuid);
+    const committedMiB = committedMiBOf(memory, sums, gpu.sampledAtMs);
+    const roomMiB = memory.totalMiB - committedMiB - marginMiB;
     if (roomMiB < request.memoryMiB) {
       counts[Exclusion.Memory]++;
       if (roomMiB > tally.shortOfMemoryRoomMiB) {
@@ -194,8 +244,18 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       continue;
     }
 
-    const budgetLeft = config.maxThreadPercentSum - sums.threadPercent;
-    const threads = askedThreads ?? deriveThreadPercent(request.memoryMiB, memory.totalMiB, gpu.utilPercent, budgetLeft, config);
+    const clients = gpu.pods.length === 0 ? sums.clients : sums.clients + countUnreservedPods(gpu.pods, sums.reservations);
+    if (clients >= maxClients) {
+      counts[Exclusion.ClientCap]++;
+      continue;
+    }
+
+    const budgetLeft = maxThreadSum - sums.threadPercent;
+    if (memory.totalMiB !== shareOfTotalMiB) {
+      shareOfTotalMiB = memory.totalMiB;
+      share = memoryShare(request.memoryMiB, shareOfTotalMiB, maxThreadSum);
+    }
+    const threads = askedThreads ?? deriveThreadPercent(share, gpu.utilPercent, budgetLeft, minThreads, maxThreads);
     if (threads > budgetLeft) {
       counts[Exclusion.Compute]++;
       if (budgetLeft > tally.shortOfComputeLeft) {
@@ -205,7 +265,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       continue;
     }
 
-    const hot = gpu.utilPercent !== null && gpu.utilPercent >= config.hotUtilPercent;
+    const hot = gpu.utilPercent !== null && gpu.utilPercent >= hotUtil;
     if (hot && excludeHot) {
       counts[Exclusion.Hot]++;
       continue;
@@ -213,7 +273,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
 
     // Capacity already committed on the GPU, 0..1 (memory or compute, whichever is fuller).
     const memoryLoad = memory.totalMiB > 0 ? committedMiB / memory.totalMiB : 1;
-    const computeLoad = sums.threadPercent / config.maxThreadPercentSum;
+    const computeLoad = sums.threadPercent / maxThreadSum;
     const allocated = memoryLoad > computeLoad ? memoryLoad : computeLoad;
     let score: number;
     if (binpack) {

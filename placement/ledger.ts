@@ -3,8 +3,12 @@
  * yet. Pure and synchronous; time comes in as `nowMs` so tests and replays control it.
  *
  * Per-GPU sums (memory, thread percent, clients) are kept up to date on every change, so
- * placement reads them in O(1). Stored reservations, per-GPU lists and per-GPU totals are
- * frozen snapshots that are replaced, never edited: anything a caller holds stays valid.
+ * totals() is an O(1) lookup, and snapshotsFor() lays them out in inventory order for a
+ * placement pass. Stored reservations, per-GPU lists and per-GPU totals are frozen snapshots
+ * that are replaced, never edited: anything a caller holds stays valid.
+ *
+ * restore() takes createdAtMs as given: pass the pod's creation time, so placement can tell
+ * reservations the GPU metrics may already show from ones they cannot show yet.
  */
 import { randomUUID } from 'node:crypto';
 import { ReservationState } from './types.js';
@@ -20,11 +24,21 @@ export interface ReservationInput {
   priority: Priority;
 }
 
-/** Sums over the live reservations of one GPU. */
+/**
+ * The live reservations of one GPU and their sums: an immutable snapshot, replaced (never
+ * edited) whenever the GPU's reservations change.
+ */
 export interface GpuReservationTotals {
   readonly memoryMiB: number;
   readonly threadPercent: number;
   readonly clients: number;
+  /** Memory of the pending ones: their pods do not exist yet, so no GPU metric can show their use. */
+  readonly pendingMemoryMiB: number;
+  /** Newest createdAtMs among the confirmed ones; -Infinity when none. */
+  readonly latestConfirmedCreatedAtMs: number;
+  /** When the next pending one expires; Infinity when none can. */
+  readonly nextExpiryMs: number;
+  readonly reservations: readonly Reservation[];
 }
 
 /** A reservation the ledger cannot take; the message says which field and what to do. */
@@ -32,17 +46,32 @@ export class LedgerError extends Error {
   override readonly name = 'LedgerError';
 }
 
-interface GpuBook {
-  /** Every stored reservation on the GPU, expired-but-not-yet-dropped ones included. */
-  reservations: readonly Reservation[];
-  /** Sums over `reservations`. */
-  totals: GpuReservationTotals;
-  /** Earliest expiry among its pending reservations; Infinity when none can expire. */
-  earliestExpiryMs: number;
+/**
+ * Per-GPU snapshots laid out in the order of one GPU list, so a placement pass reads them
+ * sequentially instead of hashing every UUID. Kept per list (an inventory is immutable) and
+ * brought up to date from the ledger's change journal.
+ */
+interface PositionIndex {
+  /** Ledger revision the snapshots reflect. */
+  revision: number;
+  snapshots: GpuReservationTotals[];
 }
 
+/** Journal length that triggers a trim; indexes that fall behind the trimmed part refresh in full. */
+const JOURNAL_TRIM_AT = 4096;
+/** Up to this many changed GPUs, an index is patched by one scan of its list; beyond, refreshed in full. */
+const PATCH_MAX_CHANGES = 4;
+
 const NO_RESERVATIONS: readonly Reservation[] = Object.freeze([]);
-const ZERO_TOTALS: GpuReservationTotals = Object.freeze({ memoryMiB: 0, threadPercent: 0, clients: 0 });
+const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
+  memoryMiB: 0,
+  threadPercent: 0,
+  clients: 0,
+  pendingMemoryMiB: 0,
+  latestConfirmedCreatedAtMs: -Infinity,
+  nextExpiryMs: Infinity,
+  reservations: NO_RESERVATIONS,
+});
 
 /** Live at nowMs: confirmed, or pending and not yet at its expiry. */
 function isLive(reservation: Reservation, nowMs: number): boolean {
@@ -54,14 +83,30 @@ function expiryOf(reservation: Reservation): number {
   return reservation.state === ReservationState.Pending && reservation.expiresAtMs !== null ? reservation.expiresAtMs : Infinity;
 }
 
-function sumTotals(reservations: readonly Reservation[]): GpuReservationTotals {
+/** The snapshot of a list of reservations (all taken as live); it keeps the list, so pass one nobody edits. */
+export function sumReservations(reservations: readonly Reservation[]): GpuReservationTotals {
   let memoryMiB = 0;
   let threadPercent = 0;
+  let pendingMemoryMiB = 0;
+  let latestConfirmedCreatedAtMs = -Infinity;
+  let nextExpiryMs = Infinity;
   for (const r of reservations) {
     memoryMiB += r.memoryMiB;
     threadPercent += r.threadPercent;
+    if (r.state === ReservationState.Pending) pendingMemoryMiB += r.memoryMiB;
+    else if (r.createdAtMs > latestConfirmedCreatedAtMs) latestConfirmedCreatedAtMs = r.createdAtMs;
+    const expiry = expiryOf(r);
+    if (expiry < nextExpiryMs) nextExpiryMs = expiry;
   }
-  return Object.freeze({ memoryMiB, threadPercent, clients: reservations.length });
+  return Object.freeze({
+    memoryMiB,
+    threadPercent,
+    clients: reservations.length,
+    pendingMemoryMiB,
+    latestConfirmedCreatedAtMs,
+    nextExpiryMs,
+    reservations,
+  });
 }
 
 function requireText(value: unknown, field: string, origin: string): void {
@@ -88,13 +133,18 @@ export class ReservationLedger implements LedgerView {
   private readonly ttlMs: number;
   private readonly newId: () => string;
   private readonly byId = new Map<string, Reservation>();
-  private readonly byGpu = new Map<string, GpuBook>();
+  private readonly byGpu = new Map<string, GpuReservationTotals>();
   private readonly byPod = new Map<string, Set<string>>();
   /** Ids of reservations that can expire (pending with an expiry). */
   private readonly expiring = new Set<string>();
   /** Earliest expiry over `expiring`; recomputed lazily once the reservation holding it leaves. */
   private earliestExpiryMs = Infinity;
   private earliestExpiryStale = false;
+  /** Count of changes to per-GPU snapshots, and the UUIDs changed since journalBase. */
+  private revision = 0;
+  private journal: string[] = [];
+  private journalBase = 0;
+  private readonly indexes = new WeakMap<readonly { uuid: string }[], PositionIndex>();
 
   constructor(opts: { ttlMs: number; newId?: () => string }) {
     if (!Number.isFinite(opts.ttlMs) || opts.ttlMs <= 0) {
@@ -198,7 +248,7 @@ export class ReservationLedger implements LedgerView {
     return this.byId.get(id) ?? null;
   }
 
-  /** Every live reservation at nowMs, oldest stored first. */
+  /** Every live reservation at nowMs. */
   list(nowMs: number): Reservation[] {
     const live: Reservation[] = [];
     for (const r of this.byId.values()) if (isLive(r, nowMs)) live.push(r);
@@ -207,18 +257,64 @@ export class ReservationLedger implements LedgerView {
 
   /** Live reservations on one GPU. Without expiries due, this is the stored snapshot: no copy. */
   onGpu(gpuUuid: string, nowMs: number): readonly Reservation[] {
-    const book = this.byGpu.get(gpuUuid);
-    if (book === undefined) return NO_RESERVATIONS;
-    if (nowMs < book.earliestExpiryMs) return book.reservations;
-    return Object.freeze(book.reservations.filter((r) => isLive(r, nowMs)));
+    return this.totals(gpuUuid, nowMs).reservations;
   }
 
-  /** Sums over the live reservations on one GPU: an O(1) lookup unless expiries are due and not yet dropped. */
+  /** Live reservations on one GPU and their sums: an O(1) lookup unless expiries are due and not yet dropped. */
   totals(gpuUuid: string, nowMs: number): GpuReservationTotals {
     const book = this.byGpu.get(gpuUuid);
     if (book === undefined) return ZERO_TOTALS;
-    if (nowMs < book.earliestExpiryMs) return book.totals;
-    return sumTotals(book.reservations.filter((r) => isLive(r, nowMs)));
+    if (nowMs < book.nextExpiryMs) return book;
+    return sumReservations(Object.freeze(book.reservations.filter((r) => isLive(r, nowMs))));
+  }
+
+  /**
+   * The per-GPU snapshot of each GPU of a list, by position: what totals() returns for it,
+   * except that expiries are not applied, so check `nowMs < snapshot.nextExpiryMs` and call
+   * totals() when it fails. O(list) on the first call for a list, then O(changes since the
+   * previous call). The list must not change after the first call (inventories are snapshots).
+   */
+  snapshotsFor(gpus: readonly { uuid: string }[]): readonly GpuReservationTotals[] {
+    let index = this.indexes.get(gpus);
+    if (index === undefined || index.snapshots.length !== gpus.length) {
+      index = { revision: -1, snapshots: new Array<GpuReservationTotals>(gpus.length) };
+      this.indexes.set(gpus, index);
+    }
+    if (index.revision === this.revision) return index.snapshots;
+
+    const snapshots = index.snapshots;
+    const pending = index.revision < this.journalBase ? Infinity : this.journal.length - (index.revision - this.journalBase);
+    if (pending > PATCH_MAX_CHANGES) {
+      for (let i = 0; i < gpus.length; i++) snapshots[i] = this.byGpu.get(gpus[i]?.uuid ?? '') ?? ZERO_TOTALS;
+    } else {
+      // A handful of GPUs changed (the usual case: one admission since the last pass).
+      const changed = this.journal.slice(this.journal.length - pending);
+      for (let i = 0; i < gpus.length; i++) {
+        const uuid = gpus[i]?.uuid;
+        for (const changedUuid of changed) {
+          if (uuid === changedUuid) {
+            snapshots[i] = this.byGpu.get(changedUuid) ?? ZERO_TOTALS;
+            break;
+          }
+        }
+      }
+    }
+    index.revision = this.revision;
+    return snapshots;
+  }
+
+  /** Replace a GPU's snapshot (or drop it) and note the change for position indexes. */
+  private setSnapshot(gpuUuid: string, reservations: readonly Reservation[]): void {
+    if (reservations.length === 0) this.byGpu.delete(gpuUuid);
+    // Recomputed rather than adjusted: no floating-point drift, and k is bounded by the client cap.
+    else this.byGpu.set(gpuUuid, sumReservations(Object.freeze(reservations)));
+    this.revision++;
+    this.journal.push(gpuUuid);
+    if (this.journal.length >= JOURNAL_TRIM_AT) {
+      const dropped = this.journal.length / 2;
+      this.journal = this.journal.slice(dropped);
+      this.journalBase += dropped;
+    }
   }
 
   /** Number of live reservations at nowMs. */
@@ -259,21 +355,7 @@ export class ReservationLedger implements LedgerView {
     }
 
     const book = this.byGpu.get(reservation.gpuUuid);
-    if (book === undefined) {
-      this.byGpu.set(reservation.gpuUuid, {
-        reservations: Object.freeze([reservation]),
-        totals: Object.freeze({ memoryMiB: reservation.memoryMiB, threadPercent: reservation.threadPercent, clients: 1 }),
-        earliestExpiryMs: expiry,
-      });
-      return;
-    }
-    book.reservations = Object.freeze([...book.reservations, reservation]);
-    book.totals = Object.freeze({
-      memoryMiB: book.totals.memoryMiB + reservation.memoryMiB,
-      threadPercent: book.totals.threadPercent + reservation.threadPercent,
-      clients: book.totals.clients + 1,
-    });
-    if (expiry < book.earliestExpiryMs) book.earliestExpiryMs = expiry;
+    this.setSnapshot(reservation.gpuUuid, book === undefined ? [reservation] : [...book.reservations, reservation]);
   }
 
   private remove(reservation: Reservation): void {
@@ -289,19 +371,6 @@ export class ReservationLedger implements LedgerView {
     if (this.expiring.delete(reservation.id) && expiry <= this.earliestExpiryMs) this.earliestExpiryStale = true;
 
     const book = this.byGpu.get(reservation.gpuUuid);
-    if (book === undefined) return;
-    const remaining = book.reservations.filter((r) => r.id !== reservation.id);
-    if (remaining.length === 0) {
-      this.byGpu.delete(reservation.gpuUuid);
-      return;
-    }
-    book.reservations = Object.freeze(remaining);
-    // Recomputed rather than decremented: no floating-point drift, and k is bounded by the client cap.
-    book.totals = sumTotals(remaining);
-    if (expiry <= book.earliestExpiryMs) {
-      let earliest = Infinity;
-      for (const r of remaining) earliest = Math.min(earliest, expiryOf(r));
-      book.earliestExpiryMs = earliest;
-    }
+    if (book !== undefined) this.setSnapshot(reservation.gpuUuid, book.reservations.filter((r) => r.id !== reservation.id));
   }
 }

@@ -25,9 +25,9 @@ export function clampAskedThreadPercent(asked: number, config: ThreadBounds): nu
 }
 
 /** The memory share scaled to the oversubscription bound: a GPU full of memory is then also full of compute budget. */
-function memoryShare(memoryMiB: number, gpuTotalMiB: number, config: ThreadBounds): number {
-  if (gpuTotalMiB <= 0) return config.maxThreadPercent;
-  return Math.ceil((config.maxThreadPercentSum * memoryMiB) / gpuTotalMiB);
+export function memoryShare(memoryMiB: number, gpuTotalMiB: number, maxThreadPercentSum: number): number {
+  if (gpuTotalMiB <= 0) return maxThreadPercentSum;
+  return Math.ceil((maxThreadPercentSum * memoryMiB) / gpuTotalMiB);
 }
 
 /** Idle share of the GPU as last observed (100 when utilisation is unknown). */
@@ -36,13 +36,17 @@ function observedHeadroom(utilPercent: number | null): number {
 }
 
 /**
- * Derived share: the memory share, capped by the configured maximum, the GPU's observed
- * headroom and the compute budget left on it, then raised to the configured minimum.
- * A result above `budgetLeft` means the GPU has no compute room for this pod.
+ * Derived share: the memory share (see memoryShare), capped by the configured maximum, the
+ * GPU's observed headroom and the compute budget left on it, then raised to the configured
+ * minimum. A result above `budgetLeft` means the GPU has no compute room for this pod.
+ * Runs once per candidate GPU, hence plain numbers and no Math.min/max over arguments.
  */
-export function deriveThreadPercent(memoryMiB: number, gpuTotalMiB: number, utilPercent: number | null, budgetLeft: number, config: ThreadBounds): number {
-  const capped = Math.min(memoryShare(memoryMiB, gpuTotalMiB, config), config.maxThreadPercent, observedHeadroom(utilPercent), budgetLeft);
-  return Math.max(config.minThreadPercent, capped);
+export function deriveThreadPercent(share: number, utilPercent: number | null, budgetLeft: number, minThreadPercent: number, maxThreadPercent: number): number {
+  let granted = share < maxThreadPercent ? share : maxThreadPercent;
+  const headroom = observedHeadroom(utilPercent);
+  if (headroom < granted) granted = headroom;
+  if (budgetLeft < granted) granted = budgetLeft;
+  return granted < minThreadPercent ? minThreadPercent : granted;
 }
 
 /** Why a grant has the value it has (computed once, for the chosen GPU only). */
@@ -60,7 +64,7 @@ export function explainThreadPercent(
     if (granted < asked) return ThreadBasis.AskedLowered;
     return ThreadBasis.Asked;
   }
-  const share = memoryShare(memoryMiB, gpuTotalMiB, config);
+  const share = memoryShare(memoryMiB, gpuTotalMiB, config.maxThreadPercentSum);
   const headroom = observedHeadroom(utilPercent);
   const capped = Math.min(share, config.maxThreadPercent, headroom, budgetLeft);
   if (capped < config.minThreadPercent) return ThreadBasis.Minimum;

@@ -54,7 +54,7 @@ function editJson(path, apply) {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new Error(`cannot parse ${path} as JSON (${err.message}); fix it and run again`);
+    throw new Error(`cannot parse ${path} as JSON (${err.message}); fix it and run again`, { cause: err });
   }
   const before = data.version;
   apply(data);

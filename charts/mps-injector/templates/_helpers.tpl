@@ -113,6 +113,9 @@ The webhook's configuration file: the user's config values plus what the chart d
 {{- if and (eq .Values.certificates.mode "secret") (not .Values.certificates.caBundle) -}}
 {{- fail "certificates.mode is \"secret\" but certificates.caBundle is empty: set it to the base64 PEM CA that signed the Secret's certificate (e.g. the caBundle printed by `mps-injector certs generate`)" -}}
 {{- end -}}
+{{- if and (eq .Values.certificates.mode "secret") .Values.certificates.caBundle (not (contains "-----BEGIN CERTIFICATE-----" (b64dec .Values.certificates.caBundle))) -}}
+{{- fail "certificates.caBundle is not a base64 PEM certificate: give base64 of the CA's PEM file in one line, e.g. \"$(base64 -w0 < ca.crt)\"" -}}
+{{- end -}}
 {{- if and .Values.certificates.caBundle (ne .Values.certificates.mode "secret") -}}
 {{- fail (printf "certificates.caBundle is set but certificates.mode is %q: the caBundle is only used with mode \"secret\"; remove it or switch the mode" .Values.certificates.mode) -}}
 {{- end -}}

@@ -1,0 +1,58 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { CliError } from './cliError.js';
+import { runInject } from './injectCommand.js';
+
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const example = (f: string): string => path.join(repo, 'examples', f);
+const NOW = Date.now();
+const noStdin = async (): Promise<string> => '';
+
+test('the bundled example is placed and injected; the decision goes to stderr', async () => {
+  const run = await runInject({ file: example('pod.yaml'), metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+  expect(run.exitCode).toBe(0);
+  const pod = parseAllDocuments(run.stdout)[0]?.toJS() as { metadata: { annotations: Record<string, string> }; spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] } };
+  expect(pod.metadata.annotations['mps-injector.io/node']).toBe('gpu-node-1');
+  expect(pod.metadata.annotations['mps-injector.io/thread-percent']).toBe('30');
+  const env = Object.fromEntries((pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+  expect(env.CUDA_MPS_PINNED_DEVICE_MEM_LIMIT).toBe('0=12288M');
+  expect(env.CUDA_MPS_CLIENT_PRIORITY).toBe('0');
+  expect(run.stderr.join('\n')).toContain('inference/llm-inference:');
+});
+
+test('several pods are placed in order, each seeing the reservations before it; a refusal exits 1', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
+  const one = await readFile(example('pod.yaml'), 'utf8');
+  const big = one.replace('gpu-memory: 12Gi', 'gpu-memory: 70Gi');
+  const file = path.join(dir, 'pods.yaml');
+  // 8 GPUs: GPU 0 is busy; 7 free ones take one 70Gi pod each; the 8th 70Gi pod cannot fit.
+  await writeFile(file, Array.from({ length: 7 }, (_, i) => big.replace('name: llm-inference', `name: big-${i}`)).join('---\n'));
+  const fits = await runInject({ file, metrics: example('dcgm-h100x8.prom'), output: 'json' }, { stdin: noStdin, nowMs: NOW });
+  expect(fits.exitCode).toBe(0);
+  const list = JSON.parse(fits.stdout) as { items: { metadata: { annotations: Record<string, string> } }[] };
+  const uuids = list.items.map((p) => p.metadata.annotations['mps-injector.io/gpu-uuid']);
+  expect(new Set(uuids).size).toBe(7);
+
+  await writeFile(file, Array.from({ length: 8 }, (_, i) => big.replace('name: llm-inference', `name: big-${i}`)).join('---\n'));
+  const refused = await runInject({ file, metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stdout).toBe('');
+  expect(refused.stderr.at(-1)).toMatch(/inference\/big-7: refused: mps-injector: no GPU .*fits 70Gi: 8 considered, 8 short of memory/);
+});
+
+test('reads pods from standard input', async () => {
+  const text = await readFile(example('pod.yaml'), 'utf8');
+  const run = await runInject({ file: '-', metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: async () => text, nowMs: NOW });
+  expect(run.exitCode).toBe(0);
+  expect(run.stdout).toContain('CUDA_MPS_ACTIVE_THREAD_PERCENTAGE');
+});
+
+test('missing files and metrics without GPUs are clear CLI errors', async () => {
+  await expect(runInject({ file: '/nonexistent/pod.yaml', metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toThrow(CliError);
+  const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
+  const empty = path.join(dir, 'empty.prom');
+  await writeFile(empty, '# nothing here\n');
+  await expect(runInject({ file: example('pod.yaml'), metrics: empty, output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toThrow(/holds no GPU series/);
+});

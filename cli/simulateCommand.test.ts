@@ -1,0 +1,109 @@
+import { jest } from '@jest/globals';
+import { Command, CommanderError } from 'commander';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { registerSimulateCommand } from './simulateCommand.js';
+
+interface Captured {
+  stdout: string;
+  stderr: string;
+  errors: string;
+}
+
+async function run(args: string[]): Promise<Captured> {
+  const captured: Captured = { stdout: '', stderr: '', errors: '' };
+  const program = new Command('mps-injector')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => (captured.errors += text), writeOut: (text) => (captured.stdout += text) });
+  registerSimulateCommand(program);
+  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    captured.stdout += String(chunk);
+    return true;
+  });
+  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    captured.stderr += String(chunk);
+    return true;
+  });
+  try {
+    await program.parseAsync(['node', 'mps-injector', ...args]);
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+  return captured;
+}
+
+async function failure(args: string[]): Promise<{ error: CommanderError; errors: string }> {
+  let errors = '';
+  const program = new Command('mps-injector').exitOverride().configureOutput({ writeErr: (text) => (errors += text) });
+  registerSimulateCommand(program);
+  try {
+    await program.parseAsync(['node', 'mps-injector', ...args]);
+  } catch (error) {
+    if (error instanceof CommanderError) return { error, errors };
+    throw error;
+  }
+  throw new Error(`expected ${args.join(' ')} to fail`);
+}
+
+describe('mps-injector simulate', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'simulate-cli-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('--json prints the figures per trace and strategy', async () => {
+    const { stdout } = await run(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--json', '--strategies', 'mps-injector,metrics-only']);
+    const report = JSON.parse(stdout) as { cluster: string; traces: { trace: string; strategies: Record<string, unknown>[] }[] };
+    expect(report.cluster).toBe('h100-4x8');
+    expect(report.traces.map((t) => t.trace)).toEqual(['burst']);
+    const [mps, metricsOnly] = report.traces[0]!.strategies;
+    for (const s of [mps!, metricsOnly!]) {
+      for (const key of ['admitted', 'refused', 'overcommitEvents', 'gpuHours', 'p95Slowdown', 'p95SlowdownHigh']) expect(s).toHaveProperty(key);
+      expect((s.admitted as number) + (s.refused as number)).toBe(248);
+    }
+    expect(mps).toMatchObject({ strategy: 'mps-injector', overcommitEvents: 0 });
+    expect(metricsOnly!.strategy).toBe('metrics-only');
+    expect(metricsOnly!.overcommitEvents).toBeGreaterThan(0);
+  });
+
+  it('prints a Markdown table by default and writes an SVG per trace with --out', async () => {
+    const { stdout, stderr } = await run(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--out', dir, '--strategies', 'equal-split,time-slicing']);
+    expect(stdout).toContain('### burst on h100-4x8');
+    expect(stdout).toMatch(/^\| equal-split \| 128 \| 120 \|/m);
+    expect(stdout).toMatch(/^\| time-slicing \|/m);
+    const svg = await readFile(join(dir, 'simulation-burst.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('>equal-split<');
+    expect(stderr).toContain('simulation-burst.svg');
+  });
+
+  it('generate-trace writes the same file as the shipped trace for its seed, and another for another seed', async () => {
+    const file = join(dir, 'burst.json');
+    await run(['simulate', 'generate-trace', '--kind', 'burst', '--seed', '1', '--out', file]);
+    const shipped = await readFile(fileURLToPath(new URL('../simulate/traces/burst.json', import.meta.url)), 'utf8');
+    expect(await readFile(file, 'utf8')).toBe(shipped);
+    const { stdout } = await run(['simulate', 'generate-trace', '--kind', 'burst', '--seed', '2']);
+    expect(stdout).not.toBe(shipped);
+    expect(JSON.parse(stdout).generator).toEqual({ kind: 'burst', seed: 2, version: 1 });
+  });
+
+  it('explains missing or unknown inputs and bad option values, exit code 2 or commander usage errors', async () => {
+    const missing = await failure(['simulate', '--trace', 'burst']);
+    expect(missing.error.exitCode).toBe(2);
+    expect(missing.errors).toMatch(/simulate needs --trace and --cluster/);
+    const unknown = await failure(['simulate', '--trace', 'bursty', '--cluster', 'h100-4x8']);
+    expect(unknown.errors).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, steady/);
+    const policy = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--policy', 'random']);
+    expect(policy.errors).toMatch(/Allowed choices are binpack, spread/);
+    const strategies = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--strategies', 'mps,equal-split']);
+    expect(strategies.errors).toMatch(/unknown strategy "mps"; choose from mps-injector, metrics-only, equal-split, time-slicing/);
+    const kind = await failure(['simulate', 'generate-trace', '--kind', 'weekly']);
+    expect(kind.errors).toMatch(/--kind steady\|burst\|diurnal \(got "weekly"\)/);
+  });
+});

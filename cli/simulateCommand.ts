@@ -1,0 +1,165 @@
+/**
+ * `mps-injector simulate`: replay pod traces against a simulated GPU cluster and compare
+ * placement strategies; `mps-injector simulate generate-trace`: make a seeded trace.
+ * A thin edge: parsing options, reading and writing files, printing. docs/simulation.md.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { PlacementPolicy } from '../placement/types.js';
+import type { PlacementConfig } from '../placement/types.js';
+import { buildChartSpec, renderChartSvg } from '../simulate/chart.js';
+import { ClusterError, expandCluster } from '../simulate/cluster.js';
+import { TRACE_KINDS, generateTrace, isTraceKind } from '../simulate/generateTrace.js';
+import { SimulationInputError, expandTraceList, loadCluster, loadTrace, writeTextFile } from '../simulate/loadInputs.js';
+import { replicaSizedTrace } from '../simulate/replicaSizedTrace.js';
+import { renderMarkdownTable, summarizeSimulation } from '../simulate/report.js';
+import type { TraceSummary } from '../simulate/report.js';
+import { defaultSimulationSettings, runSimulation } from '../simulate/runSimulation.js';
+import type { SimulationSettings } from '../simulate/runSimulation.js';
+import { STRATEGY_NAMES, isStrategyName } from '../simulate/strategies/placementStrategy.js';
+import type { StrategyName } from '../simulate/strategies/placementStrategy.js';
+import { TraceError, formatTraceJson } from '../simulate/trace.js';
+
+const DEFAULT_SEED = 1;
+
+function numberOption(name: string, check: (n: number) => boolean, expected: string): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (text.trim() === '' || !Number.isFinite(value) || !check(value)) throw new InvalidArgumentError(`${name} must be ${expected}, got "${text}".`);
+    return value;
+  };
+}
+
+const seconds = (name: string) => numberOption(name, (n) => n >= 0, 'a number of seconds, 0 or more');
+const integer = (name: string, min: number) => numberOption(name, (n) => Number.isInteger(n) && n >= min, `a whole number of at least ${min}`);
+
+function strategyList(text: string): StrategyName[] {
+  const names = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const unknown = names.filter((n) => !isStrategyName(n));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new InvalidArgumentError(`unknown strategy ${unknown.map((n) => `"${n}"`).join(', ') || '(none given)'}; choose from ${STRATEGY_NAMES.join(', ')}.`);
+  }
+  return names.filter(isStrategyName);
+}
+
+interface SimulateOptions {
+  trace?: string;
+  cluster?: string;
+  policy: PlacementPolicy;
+  out?: string;
+  json?: boolean;
+  seed?: number;
+  metricsInterval: number;
+  scrapeDelay: number;
+  memoryRamp: number;
+  replicas: number;
+  timeSliceOverhead: number;
+  strategies: StrategyName[];
+  replicaSized?: boolean;
+  maxThreadPercentSum?: number;
+}
+
+/** Errors that come from what the user passed: shown as a message, exit code 2. */
+function isInputError(err: unknown): err is Error {
+  return err instanceof SimulationInputError || err instanceof TraceError || err instanceof ClusterError || err instanceof RangeError;
+}
+
+async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
+  if (opts.trace === undefined || opts.cluster === undefined) {
+    throw new SimulationInputError(
+      'simulate needs --trace and --cluster, e.g. "mps-injector simulate --trace all --cluster h100-4x8" (shipped traces: steady, burst, diurnal; clusters: see simulate/clusters/)',
+    );
+  }
+  const placementOverrides: Partial<PlacementConfig> = {};
+  if (opts.maxThreadPercentSum !== undefined) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
+  const settings: SimulationSettings = {
+    ...defaultSimulationSettings(),
+    policy: opts.policy,
+    seed: opts.seed ?? DEFAULT_SEED,
+    metricsIntervalS: opts.metricsInterval,
+    scrapeDelayS: opts.scrapeDelay,
+    memoryRampS: opts.memoryRamp,
+    replicasPerGpu: opts.replicas,
+    timeSliceOverhead: opts.timeSliceOverhead,
+    strategies: opts.strategies,
+    placementOverrides,
+  };
+  const cluster = await loadCluster(opts.cluster);
+  const summaries: TraceSummary[] = [];
+  for (const traceArgument of expandTraceList(opts.trace)) {
+    const loaded = await loadTrace(traceArgument);
+    const trace = opts.replicaSized ? replicaSizedTrace(loaded, expandCluster(cluster), opts.replicas) : loaded;
+    const result = runSimulation(trace, cluster, settings);
+    summaries.push(summarizeSimulation(result));
+    if (opts.out !== undefined) {
+      const file = join(opts.out, `simulation-${trace.name}.svg`);
+      await writeTextFile(file, await renderChartSvg(buildChartSpec(result)));
+      process.stderr.write(`wrote ${file}\n`);
+    }
+  }
+  if (opts.json) {
+    const { clock: _clock, ...plain } = settings;
+    process.stdout.write(`${JSON.stringify({ cluster: cluster.name, settings: plain, traces: summaries }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${summaries.map(renderMarkdownTable).join('\n\n')}\n`);
+  }
+}
+
+async function runGenerateTraceCommand(opts: { kind?: string; seed?: number; out?: string }): Promise<void> {
+  if (opts.kind === undefined || !isTraceKind(opts.kind)) {
+    throw new SimulationInputError(`generate-trace needs --kind ${TRACE_KINDS.join('|')}${opts.kind === undefined ? '' : ` (got "${opts.kind}")`}`);
+  }
+  const text = formatTraceJson(generateTrace(opts.kind, opts.seed ?? DEFAULT_SEED));
+  if (opts.out === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  await writeTextFile(opts.out, text);
+  process.stderr.write(`wrote ${opts.out}\n`);
+}
+
+export function registerSimulateCommand(program: Command): void {
+  const simulate = program
+    .command('simulate')
+    .description('replay pod traces against a simulated GPU cluster and compare mps-injector with metrics-only, equal-split and time-slicing placement')
+    .option('--trace <traces>', 'shipped trace name, path of a trace JSON file, a comma list of them, or "all"')
+    .option('--cluster <cluster>', 'shipped cluster name (h100-4x8, h100-8x8, mixed) or path of a cluster JSON file')
+    .addOption(new Option('--policy <policy>', 'packing policy of mps-injector and of the replica baselines').choices(Object.values(PlacementPolicy)).default(PlacementPolicy.Binpack))
+    .option('--out <dir>', 'write one SVG chart per trace into this folder (simulation-<trace>.svg)')
+    .option('--json', 'print figures as JSON instead of Markdown tables')
+    .option('--seed <n>', 'seed of the compute noise and exporter phases (default 1)', integer('--seed', 0))
+    .option('--metrics-interval <s>', 'dcgm-exporter sampling interval, seconds (above 0)', numberOption('--metrics-interval', (n) => n > 0, 'a number of seconds above 0'), 30)
+    .option('--scrape-delay <s>', 'from a sample being taken to placement seeing it, seconds', seconds('--scrape-delay'), 15)
+    .option('--memory-ramp <s>', 'a pod reaches its memory need linearly over this many seconds', seconds('--memory-ramp'), 60)
+    .option('--replicas <n>', 'replicas per GPU of equal-split and time-slicing', integer('--replicas', 1), 4)
+    .option('--time-slice-overhead <ratio>', 'share of GPU time lost to context switches under time-slicing', numberOption('--time-slice-overhead', (n) => n >= 0 && n < 1, 'a ratio in [0, 1)'), 0.05)
+    .addOption(new Option('--strategies <list>', 'comma list of strategies to run').argParser(strategyList).default([...STRATEGY_NAMES], STRATEGY_NAMES.join(',')))
+    .option('--replica-sized', 'keep only the pods that fit one equal-split replica (same-load comparison)')
+    .option('--max-thread-percent-sum <n>', "override mps-injector's placement.maxThreadPercentSum (default 200)", integer('--max-thread-percent-sum', 1))
+    .action(async (opts: SimulateOptions, command: Command) => {
+      try {
+        await runSimulateCommand(opts);
+      } catch (err) {
+        if (isInputError(err)) command.error(`error: ${err.message}`, { exitCode: 2, code: 'mps-injector.simulate' });
+        throw err;
+      }
+    });
+
+  simulate
+    .command('generate-trace')
+    .description('write a seeded trace (steady, burst or diurnal) as JSON; the same kind and seed give the same file')
+    .option('--kind <kind>', `trace kind: ${TRACE_KINDS.join(', ')}`)
+    .option('--seed <n>', 'generator seed (default 1)', integer('--seed', 0))
+    .option('--out <file>', 'write here instead of standard output')
+    .action(async (_opts: unknown, command: Command) => {
+      // --seed and --out are also options of `simulate`, which may take them first: read both levels.
+      const opts = command.optsWithGlobals<{ kind?: string; seed?: number; out?: string }>();
+      try {
+        await runGenerateTraceCommand(opts);
+      } catch (err) {
+        if (isInputError(err)) command.error(`error: ${err.message}`, { exitCode: 2, code: 'mps-injector.simulate' });
+        throw err;
+      }
+    });
+}

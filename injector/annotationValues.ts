@@ -1,0 +1,31 @@
+/**
+ * Parsers of annotation values shared by reading a request and recording a decision.
+ * Pure: text in, value or null out.
+ */
+import { Priority } from '../placement/types.js';
+
+/** "a, b,,a" -> ["a", "b"]: trimmed, empty entries dropped, first occurrence kept. */
+export function parseContainerList(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return [...new Set(names)];
+}
+
+/** "high" / "low", any case and surrounding space; null otherwise. */
+export function parsePriority(text: string | undefined): Priority | null {
+  const value = text?.trim().toLowerCase();
+  if (value === Priority.High) return Priority.High;
+  if (value === Priority.Low) return Priority.Low;
+  return null;
+}
+
+/** A whole number written in decimal digits only ("25", " 3 "); null for anything else, signs and fractions included. */
+export function parseWholeNumber(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const trimmed = text.trim();
+  if (!/^[0-9]{1,9}$/.test(trimmed)) return null;
+  return Number(trimmed);
+}

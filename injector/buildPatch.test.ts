@@ -1,0 +1,51 @@
+import jsonPatch from 'fast-json-patch';
+import type { Pod } from 'kubernetes-types/core/v1.js';
+import { buildPatch } from './buildPatch.js';
+
+const pod = (annotations: Record<string, string>, managedFields?: object[]): Pod => ({
+  metadata: { name: 'p', annotations, ...(managedFields === undefined ? {} : { managedFields }) },
+  spec: { containers: [{ name: 'app' }] },
+});
+
+describe('buildPatch', () => {
+  test('equal pods give no operations', () => {
+    expect(buildPatch(pod({ a: '1' }), pod({ a: '1' }))).toEqual([]);
+  });
+
+  test('escapes "/" as ~1 and "~" as ~0 in keys', () => {
+    const patch = buildPatch(pod({}), pod({ 'mps-injector.io/node': 'n', 'team~x/owner': 'ml' }));
+    expect(patch).toEqual(
+      expect.arrayContaining([
+        { op: 'add', path: '/metadata/annotations/mps-injector.io~1node', value: 'n' },
+        { op: 'add', path: '/metadata/annotations/team~0x~1owner', value: 'ml' },
+      ]),
+    );
+    expect(patch).toHaveLength(2);
+  });
+
+  test('managedFields never appear in the patch, whatever they hold', () => {
+    const original = pod({ a: '1' }, [{ manager: 'kubectl', operation: 'Update' }]);
+    const mutated = pod({ a: '2' }, [{ manager: 'other', operation: 'Apply' }]);
+    const patch = buildPatch(original, mutated);
+    expect(patch).toEqual([{ op: 'replace', path: '/metadata/annotations/a', value: '2' }]);
+    expect(buildPatch(original, pod({ a: '1' }))).toEqual([]);
+  });
+
+  test('does not modify its inputs', () => {
+    const original = pod({ a: '1' }, [{ manager: 'kubectl' }]);
+    const mutated = pod({ a: '2' }, [{ manager: 'kubectl' }]);
+    buildPatch(original, mutated);
+    expect(original.metadata?.managedFields).toEqual([{ manager: 'kubectl' }]);
+    expect(mutated.metadata?.managedFields).toEqual([{ manager: 'kubectl' }]);
+  });
+
+  test('applied to the original, the patch gives the mutated pod', () => {
+    const original: Pod = { metadata: { name: 'p' }, spec: { containers: [{ name: 'a' }], initContainers: [{ name: 'x' }, { name: 'y' }] } };
+    const mutated: Pod = {
+      metadata: { name: 'p', annotations: { 'k/~': 'v' } },
+      spec: { containers: [{ name: 'a', env: [{ name: 'E', value: '1' }] }], initContainers: [{ name: 'first' }, { name: 'x' }, { name: 'y' }] },
+    };
+    const { newDocument } = jsonPatch.applyPatch(structuredClone(original), buildPatch(original, mutated), true, false);
+    expect(newDocument).toEqual(mutated);
+  });
+});

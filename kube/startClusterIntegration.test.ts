@@ -1,0 +1,240 @@
+import pino from 'pino';
+import { buildConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
+import { Annotation } from '../injector/names.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import { CommitOutcome } from '../placement/reservationStore.js';
+import { reserveSlot } from '../placement/reserveSlot.js';
+import { Exclusion, ReservationState } from '../placement/types.js';
+import type { Reservation } from '../placement/types.js';
+import { durableObjectName, encodeDurableRecord } from './durableReservations.js';
+import { startClusterIntegration } from './startClusterIntegration.js';
+import type { ClusterIntegration } from './startClusterIntegration.js';
+import { clusterChangeWaiter } from './testing/clusterChanges.js';
+import type { ClusterChangeWaiter } from './testing/clusterChanges.js';
+import { idleInventory } from './testing/gpuFixtures.js';
+import { StandInApiServer } from './testing/standInApiServer.js';
+import type { StoredObject } from './testing/standInApiServer.js';
+
+const logger = pino({ level: 'silent' });
+const NS = 'mps-system';
+const TTL_SECONDS = 60;
+
+function config(overrides: Record<string, unknown> = {}): Config {
+  return buildConfig({ cluster: { enabled: true, namespace: NS }, metrics: { source: 'file' }, reservations: { ttlSeconds: TTL_SECONDS }, ...overrides });
+}
+
+function injectedPod(name: string, reservation: { id: string; node: string; gpuUuid: string; memoryMiB?: number; threadPercent?: number }, phase = 'Running'): StoredObject {
+  return {
+    metadata: {
+      name,
+      namespace: 'ml',
+      annotations: {
+        [Annotation.Reservation]: reservation.id,
+        [Annotation.Node]: reservation.node,
+        [Annotation.GpuUuid]: reservation.gpuUuid,
+        [Annotation.ThreadPercent]: String(reservation.threadPercent ?? 25),
+        [Annotation.MemoryLimit]: `${reservation.memoryMiB ?? 8192}Mi`,
+        [Annotation.Priority]: 'low',
+      },
+    },
+    spec: { nodeName: reservation.node, containers: [{ name: 'main', image: 'vllm' }] },
+    status: { phase },
+  };
+}
+
+const readyNode = (name: string): StoredObject => ({ metadata: { name, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+
+describe('startClusterIntegration against the stand-in API server', () => {
+  let standIn: StandInApiServer;
+  let clock: number;
+  let running: ClusterIntegration[];
+  let changes: ClusterChangeWaiter;
+
+  beforeEach(async () => {
+    standIn = await StandInApiServer.start();
+    clock = Date.now();
+    running = [];
+    changes = clusterChangeWaiter();
+  });
+  afterEach(async () => {
+    for (const integration of running) await integration.stop();
+    await standIn.stop();
+  });
+
+  async function start(ledger: ReservationLedger, cfg: Config = config()): Promise<ClusterIntegration> {
+    const integration = await startClusterIntegration(cfg, {
+      ledger,
+      logger,
+      kubeConfig: standIn.kubeConfig(),
+      now: () => clock,
+      replicaName: 'replica-0',
+      onChange: changes.onChange,
+      intervals: { expireMs: 20, collectGarbageMs: 20 },
+    });
+    running.push(integration);
+    return integration;
+  }
+
+  const newLedger = (): ReservationLedger => new ReservationLedger({ ttlMs: TTL_SECONDS * 1000 });
+
+  function reserve(ledger: ReservationLedger, gpuUuid: string, podKey: string): Reservation {
+    return ledger.reserve({ podKey, node: 'node-0', gpuUuid, memoryMiB: 8192, threadPercent: 25, priority: 'low' }, clock);
+  }
+
+  test('after a restart, the ledger is rebuilt from pods and durable records before ready', async () => {
+    standIn.create('pods', injectedPod('running', { id: 'r-running', node: 'node-0', gpuUuid: 'GPU-A' }));
+    standIn.create('pods', injectedPod('done', { id: 'r-done', node: 'node-0', gpuUuid: 'GPU-A' }, 'Succeeded'));
+    standIn.create('pods', { metadata: { name: 'plain', namespace: 'ml' }, status: { phase: 'Running' } });
+    // A grant another replica made whose pod has not appeared yet, and one that lapsed long ago.
+    const entry = (id: string, expiresAtMs: number) => ({ id, podKey: `ml/${id}`, node: 'node-1', gpuUuid: 'GPU-B', memoryMiB: 4096, threadPercent: 10, priority: 'low' as const, createdAtMs: clock - 1000, expiresAtMs });
+    standIn.create(
+      'configmaps',
+      encodeDurableRecord(
+        {
+          name: durableObjectName('GPU-B'),
+          gpuUuid: 'GPU-B',
+          node: 'node-1',
+          resourceVersion: null,
+          entries: new Map([
+            ['r-pending', entry('r-pending', clock + 30_000)],
+            ['r-lapsed', entry('r-lapsed', clock - 1)],
+          ]),
+        },
+        NS,
+      ) as StoredObject,
+    );
+
+    for (let incarnation = 0; incarnation < 2; incarnation++) {
+      const ledger = newLedger();
+      const integration = await start(ledger);
+      await integration.ready;
+      expect(ledger.get('r-running')).toEqual(expect.objectContaining({ state: ReservationState.Confirmed, gpuUuid: 'GPU-A', memoryMiB: 8192, threadPercent: 25 }));
+      expect(ledger.get('r-pending')).toEqual(expect.objectContaining({ state: ReservationState.Pending, gpuUuid: 'GPU-B', expiresAtMs: clock + 30_000 }));
+      expect(ledger.get('r-done')).toBeNull();
+      expect(ledger.get('r-lapsed')).toBeNull();
+      expect(ledger.size(clock)).toBe(2);
+      expect(integration.isHealthy()).toBe(true);
+      await integration.stop();
+      running = [];
+    }
+  });
+
+  test('a reservation is confirmed when its pod appears and released when it ends; its durable entry is collected', async () => {
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+    const r = reserve(ledger, 'GPU-A', 'ml/web-*uid');
+    expect(await integration.store.commit(r, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
+
+    const appeared = changes.next('pod', (c) => c.key === 'ml/web-1');
+    standIn.create('pods', injectedPod('web-1', { id: r.id, node: 'node-0', gpuUuid: 'GPU-A' }, 'Pending'));
+    await appeared;
+    expect(ledger.get(r.id)?.state).toBe(ReservationState.Confirmed);
+
+    const ended = changes.next('pod', (c) => c.key === 'ml/web-1');
+    const collected = changes.next('garbage-collected');
+    standIn.modify('pods', 'ml', 'web-1', (pod) => {
+      pod.status = { phase: 'Succeeded' };
+    });
+    await ended;
+    expect(ledger.get(r.id)).toBeNull();
+    await collected;
+    const stored = standIn.get('configmaps', NS, durableObjectName('GPU-A'));
+    expect(JSON.parse((stored?.data as Record<string, string>)['reservations.json'] ?? '{}').reservations).toEqual({});
+  });
+
+  test('a deleted pod releases its reservation', async () => {
+    standIn.create('pods', injectedPod('doomed', { id: 'r-doomed', node: 'node-0', gpuUuid: 'GPU-A' }));
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+    expect(ledger.get('r-doomed')).not.toBeNull();
+    const deleted = changes.next('pod', (c) => c.deleted);
+    standIn.remove('pods', 'ml', 'doomed');
+    await deleted;
+    expect(ledger.get('r-doomed')).toBeNull();
+  });
+
+  test('an unconfirmed reservation expires after the TTL, and its durable entry is collected', async () => {
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+    const r = reserve(ledger, 'GPU-A', 'ml/never');
+    await integration.store.commit(r, AbortSignal.timeout(5000));
+    const expired = changes.next('expired', (c) => c.reservationIds.includes(r.id));
+    const collected = changes.next('garbage-collected');
+    clock += TTL_SECONDS * 1000 + 1;
+    await expired;
+    expect(ledger.get(r.id)).toBeNull();
+    await collected;
+    expect(standIn.get('configmaps', NS, durableObjectName('GPU-A'))?.data).toEqual({ 'reservations.json': expect.not.stringContaining(r.id) });
+  });
+
+  test('a cordoned node is reported unschedulable, and placement excludes its GPUs', async () => {
+    standIn.create('nodes', readyNode('node-0'));
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+    expect(integration.nodes()['node-0']).toEqual({ name: 'node-0', schedulable: true, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } });
+
+    const cordoned = changes.next('node', (c) => c.name === 'node-0');
+    standIn.modify('nodes', null, 'node-0', (node) => {
+      node.spec = { unschedulable: true };
+    });
+    await cordoned;
+    expect(integration.nodes()['node-0']).toEqual(expect.objectContaining({ schedulable: false, unschedulableReason: 'cordoned' }));
+
+    const inventory = { ...idleInventory(1, 2, clock), nodes: integration.nodes() };
+    const { decision } = reserveSlot(inventory, ledger, { podKey: 'ml/x', memoryMiB: 1024, threadPercent: null, priority: 'low', gpuModel: null, pinnedNode: null }, config().placement, clock, {
+      dryRun: false,
+    });
+    expect(decision.ok).toBe(false);
+    expect(decision.ok === false && decision.excluded[Exclusion.NodeUnschedulable]).toBe(2);
+  });
+
+  test('the pod watch resumes after a dropped connection, and relists after 410 Gone (deletions missed meanwhile release)', async () => {
+    standIn.create('pods', injectedPod('old', { id: 'r-old', node: 'node-0', gpuUuid: 'GPU-A' }));
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+
+    const afterDrop = changes.next('pod', (c) => c.key === 'ml/after-drop');
+    standIn.dropWatches({ abrupt: true, resource: 'pods' });
+    standIn.create('pods', injectedPod('after-drop', { id: 'r-after-drop', node: 'node-0', gpuUuid: 'GPU-A' }));
+    await afterDrop;
+    expect(ledger.get('r-after-drop')).not.toBeNull();
+
+    await standIn.goDown();
+    standIn.remove('pods', 'ml', 'old');
+    standIn.create('pods', injectedPod('while-down', { id: 'r-while-down', node: 'node-0', gpuUuid: 'GPU-A' }));
+    standIn.compactHistory();
+    const deletedOld = changes.next('pod', (c) => c.key === 'ml/old' && c.deleted);
+    const addedNew = changes.next('pod', (c) => c.key === 'ml/while-down');
+    const requestsBefore = standIn.requests.length;
+    await standIn.comeBack();
+    await Promise.all([deletedOld, addedNew]);
+    expect(ledger.get('r-old')).toBeNull();
+    expect(ledger.get('r-while-down')).not.toBeNull();
+    // The history was gone, so only a fresh list could show the deletion.
+    expect(standIn.requests.slice(requestsBefore).some((r) => r.method === 'GET' && r.path === '/api/v1/pods' && !r.watch && r.status === 200)).toBe(true);
+  });
+
+  test('API server down: commit refuses with a clear message; everything recovers when it returns', async () => {
+    const ledger = newLedger();
+    const integration = await start(ledger);
+    await integration.ready;
+    expect(integration.isHealthy()).toBe(true);
+
+    await standIn.goDown();
+    const r = reserve(ledger, 'GPU-A', 'ml/p');
+    await expect(integration.store.commit(r, AbortSignal.timeout(5000))).rejects.toThrow(/Kubernetes API server at .* is unreachable .*check that the API server is up/);
+
+    const nodeSeen = changes.next('node', (c) => c.name === 'node-late');
+    await standIn.comeBack();
+    standIn.create('nodes', readyNode('node-late'));
+    await nodeSeen;
+    expect(await integration.store.commit(r, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
+    expect(integration.isHealthy()).toBe(true);
+  });
+});

@@ -1,0 +1,319 @@
+/**
+ * The one entry point the server calls when `cluster.enabled`: informers for injected pods
+ * (confirm, release, rebuild reservations) and nodes (schedulable, labels), the durable
+ * reservation store shared by replicas, dcgm-exporter discovery, and self-managed
+ * certificates. Everything that talks to the API server is behind this call.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { NodeState } from '../dcgm/inventory.js';
+import type { MetricsSource } from '../dcgm/sources.js';
+import type { PemPair } from '../certs/issue.js';
+import type { ReservationLedger } from '../placement/ledger.js';
+import type { ReservationStore } from '../placement/reservationStore.js';
+import { ConfigMapReservationStore } from './configMapReservationStore.js';
+import type { ReservationStoreStats } from './configMapReservationStore.js';
+import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
+import type { ExporterPod } from './exporterDiscovery.js';
+import { createKubeApis } from './kubeApis.js';
+import { NodeStateTable } from './nodeStates.js';
+import { PodReservationTracker } from './podReservations.js';
+import { ResilientInformer } from './resilientInformer.js';
+import { SelfManagedCertificates } from './selfManagedCertificates.js';
+
+export interface ClusterIntegrationDeps {
+  ledger: ReservationLedger;
+  logger: Logger;
+  /** Where the API server is; default: in-cluster service account, else $KUBECONFIG / ~/.kube/config. */
+  kubeConfig?: KubeConfig;
+  /** Clock of the ledger (epoch ms); the admission path must use the same. */
+  now?: () => number;
+  /** This replica's name; default $POD_NAME, else the host name (a pod's host name is its name). */
+  replicaName?: string;
+  /** Metrics URL of an exporter pod; default http://<pod IP>:<metrics.discovery.port><path>. */
+  exporterUrlFor?: (pod: ExporterPod) => string;
+  /** The certificate the server serves now (self-managed mode reports its CA per replica). */
+  servedCertificatePem?: () => string | null;
+  /** Called after self-managed certificates were written to the TLS files. */
+  onCertificatesWritten?: (pair: PemPair) => void;
+  /** Told after each change the integration has applied (logs, metrics, tests). */
+  onChange?: (change: ClusterChange) => void;
+  /** Background periods; defaults suit production. */
+  intervals?: {
+    /** Drop unconfirmed reservations past their expiry (default: a quarter of the TTL, at most 5 s). */
+    expireMs?: number;
+    /** Remove ended reservations from durable objects (default 30 s). */
+    collectGarbageMs?: number;
+    /** Reread every durable object (default 5 min). */
+    resyncMs?: number;
+    /** Self-managed certificate check (default 60 s). */
+    certificateCheckSeconds?: number;
+    /** A watch cut off this long makes isHealthy() false (default 60 s). */
+    unhealthyAfterMs?: number;
+  };
+}
+
+/** A change the integration applied. */
+export type ClusterChange =
+  | { kind: 'pod'; key: string; deleted: boolean }
+  | { kind: 'node'; name: string; deleted: boolean }
+  | { kind: 'exporter'; key: string; deleted: boolean }
+  | { kind: 'expired'; reservationIds: string[] }
+  | { kind: 'garbage-collected'; entries: number };
+
+export interface ClusterHealth {
+  ready: boolean;
+  informers: Record<string, { healthy: boolean; lastError: string | null }>;
+  certificates: { passes: number; lastError: string | null } | null;
+  reservations: ReservationStoreStats;
+  trackedPods: number;
+}
+
+export interface ClusterIntegration {
+  /** Commits reservations through the API server (compare-and-swap per GPU). */
+  store: ReservationStore;
+  /** Node facts by name for the inventory (a frozen snapshot; cheap). */
+  nodes(): Readonly<Record<string, NodeState>>;
+  /** Exporter discovery when metrics.source is `discovery`, else null. */
+  metricsSource: MetricsSource | null;
+  /** Resolves once pods and nodes are listed, the ledger is rebuilt, and (self-managed) certificates are in place. */
+  ready: Promise<void>;
+  /** Ready, and no watch cut off from the API server for more than a minute. */
+  isHealthy(): boolean;
+  health(): ClusterHealth;
+  stop(): Promise<void>;
+}
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The webhook's namespace: configured, else $POD_NAMESPACE, the service account's, the kubeconfig context's, or "default". */
+export function resolveNamespace(config: Config, kubeConfig: KubeConfig): string {
+  if (config.cluster.namespace !== '') return config.cluster.namespace;
+  const fromEnv = process.env.POD_NAMESPACE?.trim();
+  if (fromEnv) return fromEnv;
+  try {
+    const fromFile = readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim();
+    if (fromFile) return fromFile;
+  } catch {
+    // not in a pod
+  }
+  const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext());
+  return context?.namespace || 'default';
+}
+
+function loadDefaultKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export async function startClusterIntegration(config: Config, deps: ClusterIntegrationDeps): Promise<ClusterIntegration> {
+  const logger = deps.logger.child({ component: 'cluster' });
+  const kubeConfig = deps.kubeConfig ?? loadDefaultKubeConfig();
+  const apis = createKubeApis(kubeConfig);
+  const namespace = resolveNamespace(config, kubeConfig);
+  const now = deps.now ?? Date.now;
+  const replica = deps.replicaName ?? (process.env.POD_NAME?.trim() || hostname());
+  const ttlMs = config.reservations.ttlSeconds * 1000;
+  const { ledger } = deps;
+  const notify = deps.onChange ?? (() => undefined);
+  const unhealthyAfterMs = deps.intervals?.unhealthyAfterMs ?? 60_000;
+  const keyOf = (obj: { metadata?: { namespace?: string; name?: string } }): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+
+  // Pods carrying decisions: confirm, release and rebuild reservations.
+  const tracker = new PodReservationTracker({ ledger, now, logger });
+  const podInformer = new ResilientInformer<V1Pod>({
+    name: 'pods',
+    kubeConfig,
+    path: '/api/v1/pods',
+    list: () => apis.core.listPodForAllNamespaces(),
+    handlers: {
+      onUpsert: (pod) => {
+        tracker.upsert(pod);
+        notify({ kind: 'pod', key: keyOf(pod), deleted: false });
+      },
+      onDelete: (pod) => {
+        tracker.remove(pod);
+        notify({ kind: 'pod', key: keyOf(pod), deleted: true });
+      },
+    },
+    logger,
+  });
+  let podsSynced = false;
+
+  // Nodes: schedulable (cordoned, NotReady) and labels.
+  const nodeTable = new NodeStateTable();
+  const nodeInformer = new ResilientInformer<V1Node>({
+    name: 'nodes',
+    kubeConfig,
+    path: '/api/v1/nodes',
+    list: () => apis.core.listNode(),
+    handlers: {
+      onUpsert: (node) => {
+        nodeTable.upsert(node);
+        notify({ kind: 'node', name: node.metadata?.name ?? '', deleted: false });
+      },
+      onDelete: (node) => {
+        nodeTable.remove(node);
+        notify({ kind: 'node', name: node.metadata?.name ?? '', deleted: true });
+      },
+    },
+    logger,
+  });
+
+  // dcgm-exporter pods, when metrics come from discovery.
+  const discovery = config.metrics.discovery;
+  const exporterInformer =
+    config.metrics.source === 'discovery'
+      ? new ResilientInformer<V1Pod>({
+          name: `dcgm-exporter pods (${discovery.namespace}, ${discovery.labelSelector})`,
+          kubeConfig,
+          path: `/api/v1/namespaces/${encodeURIComponent(discovery.namespace)}/pods`,
+          list: () => apis.core.listNamespacedPod({ namespace: discovery.namespace, labelSelector: discovery.labelSelector }),
+          labelSelector: discovery.labelSelector,
+          handlers: {
+            onUpsert: (pod) => notify({ kind: 'exporter', key: keyOf(pod), deleted: false }),
+            onDelete: (pod) => notify({ kind: 'exporter', key: keyOf(pod), deleted: true }),
+          },
+          logger,
+        })
+      : null;
+  const metricsSource =
+    exporterInformer === null
+      ? null
+      : new DiscoveredExporterSource({
+          namespace: discovery.namespace,
+          labelSelector: discovery.labelSelector,
+          pods: () => exporterInformer.list().map(exporterPodOf),
+          nodes: () => nodeTable.snapshot(),
+          urlFor: deps.exporterUrlFor ?? ((pod) => exporterUrl(pod, discovery.port, discovery.path)),
+          timeoutMs: config.metrics.timeoutMs,
+        });
+
+  const store = new ConfigMapReservationStore({
+    apis,
+    namespace,
+    ledger,
+    liveness: { hasLivePod: (id) => tracker.hasLivePod(id), hasEnded: (id) => tracker.hasEnded(id), synced: () => podsSynced },
+    now,
+    logger,
+  });
+
+  const certificates =
+    config.certificates.mode === 'self-managed'
+      ? new SelfManagedCertificates({
+          apis,
+          namespace,
+          certificates: config.certificates,
+          tlsCertFile: config.server.tlsCertFile,
+          tlsKeyFile: config.server.tlsKeyFile,
+          replica,
+          logger,
+          ...(deps.intervals?.certificateCheckSeconds !== undefined ? { checkIntervalSeconds: deps.intervals.certificateCheckSeconds } : {}),
+          ...(deps.servedCertificatePem ? { servedCertificatePem: deps.servedCertificatePem } : {}),
+          ...(deps.onCertificatesWritten ? { onFilesWritten: deps.onCertificatesWritten } : {}),
+        })
+      : null;
+
+  const timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+  let isReady = false;
+  const stopController = new AbortController();
+
+  const every = (ms: number, task: () => Promise<unknown> | void): void => {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || stopped) return;
+      busy = true;
+      Promise.resolve()
+        .then(task)
+        .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'background cluster task failed; retrying at its next round'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    timer.unref();
+    timers.push(timer);
+  };
+
+  /** Retry a start-up step until it succeeds or the integration stops. */
+  const untilDone = async <T>(what: string, step: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      if (stopped) throw new Error(`cluster integration stopped before ${what} finished`);
+      try {
+        return await step();
+      } catch (err) {
+        const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt - 1, 6));
+        logger.warn({ err: (err as Error).message, attempt, retryInMs: delay }, `${what} failed; retrying`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          stopController.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    }
+  };
+
+  const ready = (async () => {
+    // Exporter discovery does not hold readiness back: until it lists, the metrics report no exporters.
+    await Promise.all([podInformer.start(), nodeInformer.start(), exporterInformer?.start()]);
+    await Promise.all([podInformer.synced, nodeInformer.synced]);
+    podsSynced = true;
+    // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
+    await untilDone('reading the durable reservations', () => store.load(stopController.signal));
+    if (certificates !== null) await untilDone('setting up the webhook certificates', () => certificates.start(stopController.signal));
+    isReady = true;
+    logger.info(
+      { namespace, replica, trackedPods: tracker.trackedPods, reservations: ledger.size(now()), nodes: Object.keys(nodeTable.snapshot()).length },
+      'cluster integration ready: reservations rebuilt from pods and durable records',
+    );
+  })();
+  // A rejection surfaces through `ready`; keep it from being reported as unhandled meanwhile.
+  ready.catch(() => undefined);
+
+  every(deps.intervals?.expireMs ?? Math.min(5000, Math.max(250, ttlMs / 4)), () => {
+    const expired = ledger.expire(now());
+    if (expired.length === 0) return;
+    logger.info({ expired: expired.map((r) => r.id) }, 'unconfirmed reservations expired: their pods never appeared');
+    notify({ kind: 'expired', reservationIds: expired.map((r) => r.id) });
+  });
+  every(deps.intervals?.collectGarbageMs ?? 30_000, async () => {
+    if (!isReady) return;
+    const entries = await store.collectGarbage(stopController.signal);
+    tracker.pruneEnded(now() - 10 * ttlMs);
+    if (entries > 0) notify({ kind: 'garbage-collected', entries });
+  });
+  every(deps.intervals?.resyncMs ?? 300_000, async () => {
+    if (isReady) await store.load(stopController.signal);
+  });
+
+  const informers = { pods: podInformer, nodes: nodeInformer, ...(exporterInformer !== null ? { exporters: exporterInformer } : {}) };
+
+  return {
+    store,
+    nodes: () => nodeTable.snapshot(),
+    metricsSource,
+    ready,
+    isHealthy: () => isReady && Object.values(informers).every((i) => i.isHealthy(Date.now(), unhealthyAfterMs)),
+    health: () => ({
+      ready: isReady,
+      informers: Object.fromEntries(Object.entries(informers).map(([name, i]) => [name, { healthy: i.isHealthy(Date.now(), unhealthyAfterMs), lastError: i.lastError }])),
+      certificates: certificates === null ? null : { passes: certificates.passes, lastError: certificates.lastError },
+      reservations: { ...store.stats },
+      trackedPods: tracker.trackedPods,
+    }),
+    async stop(): Promise<void> {
+      stopped = true;
+      stopController.abort();
+      for (const timer of timers) clearInterval(timer);
+      await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), certificates?.stop()]);
+      apis.close();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * Choose a slot and hold it in the ledger in one synchronous step. Nothing can run between
+ * the choice and the reservation (no await, no callback), so two admissions handled by one
+ * process never see the same free capacity: the second one already reads the first one's
+ * reservation. Across replicas the ReservationStore commit guards the same capacity.
+ */
+import { chooseSlot } from './chooseSlot.js';
+import type { ReservationLedger } from './ledger.js';
+import type { PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+import type { GpuInventory } from '../dcgm/inventory.js';
+
+export function reserveSlot(
+  inventory: GpuInventory,
+  ledger: ReservationLedger,
+  request: SlotRequest,
+  config: PlacementConfig,
+  nowMs: number,
+  opts: { dryRun: boolean },
+): { decision: SlotDecision; reservation: Reservation | null } {
+  const decision = chooseSlot(inventory, ledger, request, config, nowMs);
+  if (!decision.ok || opts.dryRun) return { decision, reservation: null };
+  const reservation = ledger.reserve(
+    {
+      podKey: request.podKey,
+      node: decision.node,
+      gpuUuid: decision.gpuUuid,
+      memoryMiB: decision.memoryLimitMiB,
+      threadPercent: decision.threadPercent,
+      priority: decision.priority,
+    },
+    nowMs,
+  );
+  return { decision, reservation };
+}

@@ -1,0 +1,63 @@
+/**
+ * The per-trace chart: GPUs in use over time and memory over-commit events over time, one
+ * line per strategy. Specified in Vega-Lite, compiled to Vega and rendered to SVG headless.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import { compile } from 'vega-lite';
+import { View, parse } from 'vega';
+import type { SimulationResult } from './runSimulation.js';
+import { STRATEGY_NAMES } from './strategies/placementStrategy.js';
+
+/** Fixed colours per strategy, so every chart reads the same way. */
+const STRATEGY_COLOURS = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a'];
+
+export function buildChartSpec(result: SimulationResult): TopLevelSpec {
+  const rows: { strategy: string; hours: number; gpusInUse: number; overcommitEvents: number }[] = [];
+  for (const run of result.runs) {
+    run.series.tS.forEach((tS, i) => {
+      rows.push({ strategy: run.strategy, hours: tS / 3600, gpusInUse: run.series.gpusInUse[i] ?? 0, overcommitEvents: run.series.overcommitEvents[i] ?? 0 });
+    });
+  }
+  const color = {
+    field: 'strategy',
+    type: 'nominal',
+    title: 'Strategy',
+    scale: { domain: [...STRATEGY_NAMES], range: STRATEGY_COLOURS },
+  } as const;
+  const x = { field: 'hours', type: 'quantitative', title: 'Time since trace start (h)' } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: `${result.trace}: ${result.pods} pods on ${result.cluster} (${result.gpus} GPUs)`,
+      subtitle: `${result.settings.policy}; metrics every ${result.settings.metricsIntervalS} s, visible ${result.settings.scrapeDelayS} s later; seed ${result.settings.seed}`,
+    },
+    data: { values: rows },
+    vconcat: [
+      {
+        width: 640,
+        height: 220,
+        title: 'GPUs hosting at least one pod',
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: { x, y: { field: 'gpusInUse', type: 'quantitative', title: 'GPUs in use' }, color },
+      },
+      {
+        width: 640,
+        height: 160,
+        title: 'Memory over-commit events so far (OOM kills in real life)',
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: { x, y: { field: 'overcommitEvents', type: 'quantitative', title: 'Over-commit events' }, color },
+      },
+    ],
+    config: { font: 'sans-serif' },
+  };
+}
+
+/** Render a chart spec to an SVG document. */
+export async function renderChartSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The product itself: the real placement engine (chooseSlot through reserveSlot) and the real
+ * ReservationLedger, fed with the simulated exporter's lagging snapshots.
+ * Reserve at admission, confirm when the pod starts, release when it ends.
+ */
+import { ReservationLedger } from '../../placement/ledger.js';
+import { reserveSlot } from '../../placement/reserveSlot.js';
+import { Priority } from '../../placement/types.js';
+import type { PlacementConfig, SlotRequest } from '../../placement/types.js';
+import { Sharing, StrategyName } from './placementStrategy.js';
+import type { PlacementInput, PlacementStrategy, StrategyDecision } from './placementStrategy.js';
+
+export class MpsInjectorStrategy implements PlacementStrategy {
+  readonly name = StrategyName.MpsInjector;
+  readonly sharing = Sharing.Mps;
+  readonly readsMetrics = true;
+  private readonly ledger: ReservationLedger;
+  private readonly reservationByPod = new Map<string, string>();
+
+  constructor(
+    private readonly config: PlacementConfig,
+    reservationTtlMs: number,
+  ) {
+    let next = 0;
+    this.ledger = new ReservationLedger({ ttlMs: reservationTtlMs, newId: () => `sim-${++next}` });
+  }
+
+  place(input: PlacementInput): StrategyDecision {
+    if (input.observed === null) throw new Error('mps-injector strategy needs the observed inventory; the simulator must pass one');
+    const request: SlotRequest = {
+      podKey: input.podKey,
+      memoryMiB: input.pod.memoryMiB,
+      threadPercent: input.pod.computePercent,
+      priority: input.pod.priority,
+      gpuModel: input.pod.gpuModel,
+      pinnedNode: null,
+    };
+    const { decision, reservation } = reserveSlot(input.observed, this.ledger, request, this.config, input.nowMs, { dryRun: false });
+    if (!decision.ok) return { ok: false, code: decision.code, reason: decision.reason };
+    if (reservation === null) throw new Error(`reserveSlot granted ${input.podKey} a slot without a reservation; the ledger must hold every grant`);
+    this.reservationByPod.set(input.podKey, reservation.id);
+    return {
+      ok: true,
+      gpuUuid: decision.gpuUuid,
+      threadPercent: decision.threadPercent,
+      memoryLimitMiB: decision.memoryLimitMiB,
+      highPriorityClient: decision.priority === Priority.High,
+    };
+  }
+
+  started(podKey: string, nowMs: number): void {
+    const id = this.reservationByPod.get(podKey);
+    if (id === undefined || !this.ledger.confirm(id, nowMs)) {
+      throw new Error(`reservation of ${podKey} could not be confirmed at start (expired or unknown); raise reservations.ttlSeconds above the pod start delay`);
+    }
+  }
+
+  departed(podKey: string): void {
+    const id = this.reservationByPod.get(podKey);
+    if (id === undefined) return;
+    this.ledger.release(id);
+    this.reservationByPod.delete(podKey);
+  }
+
+  heldSlots(nowMs: number): number {
+    return this.ledger.list(nowMs).length;
+  }
+}

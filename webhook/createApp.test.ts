@@ -1,0 +1,134 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import type { AdmitContext } from '../admission/admitPod.js';
+import { buildConfig } from '../config/schema.js';
+import type { GpuInventory } from '../dcgm/inventory.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import { LocalReservationStore } from '../placement/reservationStore.js';
+import type { WebhookAppDeps } from './createApp.js';
+import { createWebhookApp } from './createApp.js';
+import { createWebhookMetrics } from './webhookMetrics.js';
+
+const NOW = Date.now();
+const inventory: GpuInventory = {
+  gpus: [
+    {
+      node: 'a',
+      uuid: 'GPU-a-0',
+      index: 0,
+      model: 'NVIDIA H100 80GB HBM3',
+      pciBusId: null,
+      memory: { totalMiB: 81559, usedMiB: 0, freeMiB: 81559, reservedMiB: 0 },
+      utilPercent: 0,
+      smActive: null,
+      grEngineActive: null,
+      xid: 0,
+      mig: false,
+      sampledAtMs: NOW,
+      pods: [],
+    },
+  ],
+  nodes: {},
+  source: 'test',
+  fetchedAtMs: NOW,
+  skippedLines: 0,
+  problems: [],
+};
+
+const review = (uid: string): string =>
+  JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'ns', object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'x' }] } } },
+  });
+
+interface Harness {
+  url: string;
+  deps: WebhookAppDeps;
+  state: { ready: boolean; draining: boolean; fail: boolean };
+  close: () => Promise<void>;
+}
+
+async function start(): Promise<Harness> {
+  const config = buildConfig({ server: { maxBodyBytes: 4096 } });
+  const ledger = new ReservationLedger({ ttlMs: 60_000 });
+  const state = { ready: false, draining: false, fail: false };
+  const deps: WebhookAppDeps = {
+    config,
+    logger: pino({ level: 'silent' }),
+    metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW }, { processMetrics: false }),
+    store: new LocalReservationStore(),
+    admitContext: (): AdmitContext => {
+      if (state.fail) throw new Error('inventory exploded');
+      return { config, inventory, ledger, nowMs: NOW };
+    },
+    readiness: () => ({ ready: state.ready, reason: 'no DCGM metrics loaded yet' }),
+    draining: () => state.draining,
+  };
+  const { app } = createWebhookApp(deps);
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, deps, state, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+let h: Harness;
+beforeEach(async () => {
+  h = await start();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const post = (body: string, contentType = 'application/json'): Promise<Response> => fetch(`${h.url}/mutate`, { method: 'POST', body, headers: { 'content-type': contentType } });
+
+test('readiness follows the first metrics load and drops while draining; health is always ok', async () => {
+  expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+  const notReady = await fetch(`${h.url}/readyz`);
+  expect(notReady.status).toBe(503);
+  expect(await notReady.text()).toContain('no DCGM metrics loaded yet');
+  h.state.ready = true;
+  expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
+  h.state.draining = true;
+  expect(await (await fetch(`${h.url}/readyz`)).text()).toContain('shutting down');
+});
+
+test('status codes for bad requests, and the server keeps serving', async () => {
+  expect((await post(review('x'), 'text/plain')).status).toBe(415);
+  const tooBig = await post(JSON.stringify({ pad: 'x'.repeat(5000) }));
+  expect(tooBig.status).toBe(413);
+  expect(await tooBig.text()).toContain('4096-byte limit');
+  const malformed = await post('{"a":');
+  expect(malformed.status).toBe(400);
+  expect(await malformed.text()).toContain('not valid JSON');
+  expect((await post('{"apiVersion":"v1"}')).status).toBe(400);
+  expect((await fetch(`${h.url}/nope`)).status).toBe(404);
+  const ok = await post(review('after-errors'));
+  expect(ok.status).toBe(200);
+  expect(((await ok.json()) as { response: { allowed: boolean } }).response.allowed).toBe(true);
+});
+
+test('an unexpected error becomes allowed:false with the message, never a crash', async () => {
+  h.state.fail = true;
+  const res = await post(review('boom'));
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { response: { uid: string; allowed: boolean; status: { message: string } } };
+  expect(body.response.uid).toBe('boom');
+  expect(body.response.allowed).toBe(false);
+  expect(body.response.status.message).toContain('inventory exploded');
+  h.state.fail = false;
+  expect(((await (await post(review('recovered'))).json()) as { response: { allowed: boolean } }).response.allowed).toBe(true);
+});
+
+test('metrics count requests by outcome and decisions by reason', async () => {
+  await post(review('m1'));
+  await post('{"a":');
+  const text = await (await fetch(`${h.url}/metrics`)).text();
+  expect(text).toMatch(/mps_injector_admission_requests_total\{outcome="mutated"\} 1/);
+  expect(text).toMatch(/mps_injector_admission_requests_total\{outcome="bad-request"\} 1/);
+  expect(text).toMatch(/mps_injector_decisions_total\{result="granted",reason="binpack"\} 1/);
+  expect(text).toMatch(/mps_injector_admission_duration_seconds_count\{outcome="mutated"\} 1/);
+  expect(text).toMatch(/mps_injector_reservations\{state="pending"\} 1/);
+  expect(text).toMatch(/mps_injector_metrics_gpus 1/);
+});
