@@ -11,7 +11,9 @@
  * (concurrent admissions, binpack: the worst case for contention).
  *
  * Options: --admissions N (default 2000), --concurrency N per replica (default 16),
- * --api-latency-ms N (simulated API server latency, default 0), --json.
+ * --api-latency-ms N (simulated API server latency, default 0), --backoff-ms N (first backoff after a
+ * lost race, default 4; 0 turns it off), --attempts N (tries per admission, default
+ * cluster.maxCommitAttempts), --json.
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -34,14 +36,17 @@ const { values: args } = parseArgs({
     admissions: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
     'api-latency-ms': { type: 'string', default: '0' },
+    'backoff-ms': { type: 'string', default: '4' },
+    attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
     json: { type: 'boolean', default: false },
   },
 });
 const ADMISSIONS = Number(args.admissions);
 const CONCURRENCY = Number(args.concurrency);
 const API_LATENCY_MS = Number(args['api-latency-ms']);
+const BACKOFF_MS = Number(args['backoff-ms']);
 const NAMESPACE = 'mps-system';
-const MAX_ATTEMPTS = defaultConfig().cluster.maxCommitAttempts;
+const MAX_ATTEMPTS = Number(args.attempts);
 const logger = pino({ level: 'silent' });
 
 interface Replica {
@@ -71,6 +76,7 @@ async function newReplica(standIn: StandInApiServer): Promise<Replica> {
     liveness: { hasLivePod: () => false, hasEnded: () => false, synced: () => true },
     now: Date.now,
     logger,
+    conflictBackoffMs: BACKOFF_MS,
   });
   await store.load();
   return { ledger, store, apis };
@@ -133,7 +139,7 @@ function summarise(scenario: string, samples: Sample[], apiCalls: number, confli
 function overGranted(standIn: StandInApiServer, placement: PlacementConfig, totalMiB: number): number {
   const fit = Math.floor((totalMiB - placement.memorySafetyMarginMiB) / 8192);
   let over = 0;
-  for (const cm of standIn.list('configmaps', NAMESPACE)) {
+  for (const cm of standIn.list('configmaps', NAMESPACE).filter((c) => !(c.metadata.name ?? '').endsWith('-warm'))) {
     const text = (cm.data as Record<string, string> | undefined)?.['reservations.json'] ?? '{"reservations":{}}';
     if (Object.keys((JSON.parse(text) as { reservations: object }).reservations).length > fit) over++;
   }
@@ -146,6 +152,9 @@ async function runScenario(name: string, replicas: number, concurrency: number, 
   const gpusNeeded = Math.ceil(ADMISSIONS / 9) + 8;
   const inventory = idleInventory(Math.ceil(gpusNeeded / 8), 8, Date.now());
   const members = await Promise.all(Array.from({ length: replicas }, () => newReplica(standIn)));
+  // Warm-up (connections, JIT) on GPUs of their own, not counted.
+  const warmUp = idleInventory(1, 8, Date.now());
+  for (const m of members) for (let i = 0; i < 50; i++) await admit(m, { ...warmUp, gpus: warmUp.gpus.map((g) => ({ ...g, uuid: `${g.uuid}-warm` })) }, placement, `bench/warm-${i}`);
   const requestsBefore = standIn.requests.length;
   const samples: Sample[] = [];
   let next = 0;

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CliError } from './cliError.js';
 import { registerSimulateCommand } from './simulateCommand.js';
 
 interface Captured {
@@ -35,14 +36,15 @@ async function run(args: string[]): Promise<Captured> {
   return captured;
 }
 
-async function failure(args: string[]): Promise<{ error: CommanderError; errors: string }> {
+/** Runs a command that must fail; returns the error and what commander wrote to stderr. */
+async function failure(args: string[]): Promise<{ error: CommanderError | CliError; errors: string; message: string }> {
   let errors = '';
   const program = new Command('mps-injector').exitOverride().configureOutput({ writeErr: (text) => (errors += text) });
   registerSimulateCommand(program);
   try {
     await program.parseAsync(['node', 'mps-injector', ...args]);
   } catch (error) {
-    if (error instanceof CommanderError) return { error, errors };
+    if (error instanceof CommanderError || error instanceof CliError) return { error, errors, message: `${errors}${error.message}` };
     throw error;
   }
   throw new Error(`expected ${args.join(' ')} to fail`);
@@ -93,17 +95,21 @@ describe('mps-injector simulate', () => {
     expect(JSON.parse(stdout).generator).toEqual({ kind: 'burst', seed: 2, version: 1 });
   });
 
-  it('explains missing or unknown inputs and bad option values, exit code 2 or commander usage errors', async () => {
+  it('explains missing or unknown inputs (CliError, exit code 2) and bad option values (usage errors)', async () => {
     const missing = await failure(['simulate', '--trace', 'burst']);
+    expect(missing.error).toBeInstanceOf(CliError);
     expect(missing.error.exitCode).toBe(2);
-    expect(missing.errors).toMatch(/simulate needs --trace and --cluster/);
+    expect(missing.message).toMatch(/simulate needs --trace and --cluster/);
     const unknown = await failure(['simulate', '--trace', 'bursty', '--cluster', 'h100-4x8']);
-    expect(unknown.errors).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, steady/);
+    expect(unknown.error).toBeInstanceOf(CliError);
+    expect(unknown.message).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, steady/);
     const policy = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--policy', 'random']);
-    expect(policy.errors).toMatch(/Allowed choices are binpack, spread/);
+    expect(policy.error).toBeInstanceOf(CommanderError);
+    expect(policy.message).toMatch(/Allowed choices are binpack, spread/);
     const strategies = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--strategies', 'mps,equal-split']);
-    expect(strategies.errors).toMatch(/unknown strategy "mps"; choose from mps-injector, metrics-only, equal-split, time-slicing/);
+    expect(strategies.message).toMatch(/unknown strategy "mps"; choose from mps-injector, metrics-only, equal-split, time-slicing/);
     const kind = await failure(['simulate', 'generate-trace', '--kind', 'weekly']);
-    expect(kind.errors).toMatch(/--kind steady\|burst\|diurnal \(got "weekly"\)/);
+    expect(kind.error).toBeInstanceOf(CliError);
+    expect(kind.message).toMatch(/--kind steady\|burst\|diurnal \(got "weekly"\)/);
   });
 });

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { PlacementPolicy } from '../placement/types.js';
 import type { PlacementConfig } from '../placement/types.js';
-import { buildChartSpec, renderChartSvg } from '../simulate/chart.js';
+import { ChartLibraryMissingError, buildChartSpec, renderChartSvg } from '../simulate/chart.js';
 import { ClusterError, expandCluster } from '../simulate/cluster.js';
 import { TRACE_KINDS, generateTrace, isTraceKind } from '../simulate/generateTrace.js';
 import { SimulationInputError, expandTraceList, loadCluster, loadTrace, writeTextFile } from '../simulate/loadInputs.js';
@@ -20,6 +20,7 @@ import type { SimulationSettings } from '../simulate/runSimulation.js';
 import { STRATEGY_NAMES, isStrategyName } from '../simulate/strategies/placementStrategy.js';
 import type { StrategyName } from '../simulate/strategies/placementStrategy.js';
 import { TraceError, formatTraceJson } from '../simulate/trace.js';
+import { CliError } from './cliError.js';
 
 const DEFAULT_SEED = 1;
 
@@ -60,9 +61,11 @@ interface SimulateOptions {
   maxThreadPercentSum?: number;
 }
 
-/** Errors that come from what the user passed: shown as a message, exit code 2. */
-function isInputError(err: unknown): err is Error {
-  return err instanceof SimulationInputError || err instanceof TraceError || err instanceof ClusterError || err instanceof RangeError;
+/** Errors that come from what the user passed become a CliError: one message, exit code 2. */
+function asCliError(err: unknown): unknown {
+  const fromInput =
+    err instanceof SimulationInputError || err instanceof TraceError || err instanceof ClusterError || err instanceof RangeError || err instanceof ChartLibraryMissingError;
+  return fromInput ? new CliError((err as Error).message, 2) : err;
 }
 
 async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
@@ -137,12 +140,11 @@ export function registerSimulateCommand(program: Command): void {
     .addOption(new Option('--strategies <list>', 'comma list of strategies to run').argParser(strategyList).default([...STRATEGY_NAMES], STRATEGY_NAMES.join(',')))
     .option('--replica-sized', 'keep only the pods that fit one equal-split replica (same-load comparison)')
     .option('--max-thread-percent-sum <n>', "override mps-injector's placement.maxThreadPercentSum (default 200)", integer('--max-thread-percent-sum', 1))
-    .action(async (opts: SimulateOptions, command: Command) => {
+    .action(async (opts: SimulateOptions) => {
       try {
         await runSimulateCommand(opts);
       } catch (err) {
-        if (isInputError(err)) command.error(`error: ${err.message}`, { exitCode: 2, code: 'mps-injector.simulate' });
-        throw err;
+        throw asCliError(err);
       }
     });
 
@@ -158,8 +160,7 @@ export function registerSimulateCommand(program: Command): void {
       try {
         await runGenerateTraceCommand(opts);
       } catch (err) {
-        if (isInputError(err)) command.error(`error: ${err.message}`, { exitCode: 2, code: 'mps-injector.simulate' });
-        throw err;
+        throw asCliError(err);
       }
     });
 }

@@ -26,7 +26,7 @@ export function injectPod(
   containers: string[],
   config: Config['injection'],
 ): InjectionResult {
-  const out = structuredClone(pod);
+  const out = clonePod(pod);
   const warnings: string[] = [];
   const spec: PodSpec = (out.spec ??= { containers: [] });
 
@@ -62,6 +62,20 @@ export function injectPod(
   metadata.annotations = { ...metadata.annotations, ...decisionAnnotations(choice, reservationId, containers, metadata.annotations) };
 
   return { pod: out, warnings };
+}
+
+/**
+ * A deep copy of a pod for mutation. Pods are JSON (they arrive as JSON), so a JSON round trip
+ * copies them exactly and is several times faster than structuredClone. metadata.managedFields,
+ * which injection never touches and which is often the largest part of a pod, is shared with
+ * the input instead of copied.
+ */
+function clonePod(pod: Pod): Pod {
+  const managedFields = pod.metadata?.managedFields;
+  if (managedFields === undefined) return JSON.parse(JSON.stringify(pod)) as Pod;
+  const copy = JSON.parse(JSON.stringify({ ...pod, metadata: { ...pod.metadata, managedFields: undefined } })) as Pod;
+  copy.metadata = { ...copy.metadata, managedFields };
+  return copy;
 }
 
 /**

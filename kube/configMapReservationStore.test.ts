@@ -110,6 +110,25 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     expect(Object.keys(JSON.parse((stored?.data as Record<string, string>)[DURABLE_DATA_KEY] ?? '{}').reservations)).toEqual([r1.id, r2.id]);
   });
 
+  test('commits to one GPU that are waiting together go out in one write (group commit)', async () => {
+    const a = instance();
+    await a.store.load();
+    const inventory = idleInventory(1, 1, Date.now());
+    const before = standIn.requests.length;
+    const held = standIn.holdNext((req) => req.method === 'POST');
+    const first = Array.from({ length: 4 }, (_, i) => reserveOn(a, inventory, `ml/p${i}`));
+    const firstWrite = Promise.all(first.map((r) => a.store.commit(r, AbortSignal.timeout(5000))));
+    await held.arrived;
+    // These arrive while the first write is in flight: they queue and share the next write.
+    const second = Array.from({ length: 4 }, (_, i) => reserveOn(a, inventory, `ml/q${i}`));
+    const secondWrite = Promise.all(second.map((r) => a.store.commit(r, AbortSignal.timeout(5000))));
+    held.release();
+    expect([...(await firstWrite), ...(await secondWrite)]).toEqual(Array(8).fill(CommitOutcome.Committed));
+    expect(standIn.requests.slice(before).map((r) => r.method)).toEqual(['POST', 'PUT']);
+    expect(a.store.stats).toEqual(expect.objectContaining({ commits: 8, writes: 2 }));
+    expect(durableEntries(standIn).get(first[0]!.gpuUuid)?.sort()).toEqual([...first, ...second].map((r) => r.id).sort());
+  });
+
   test('a grant made without another replica’s grant in view conflicts; refresh brings that grant into the ledger', async () => {
     const a = instance();
     const b = instance();

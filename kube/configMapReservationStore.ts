@@ -10,7 +10,8 @@
  *   chosen without them and are answered 'conflict' without a request ("tainted");
  * - writes to one GPU's ConfigMap are serialised in this process, and each successful write
  *   advances the remembered resourceVersion: local reservations in flight were chosen with
- *   each other in view (the ledger is synchronous), so they may follow one another;
+ *   each other in view (the ledger is synchronous), so they may follow one another, and
+ *   commits that queue up behind a write go out together in the next one (group commit);
  * - a 409 (someone else wrote) marks the GPU stale: commits against it answer 'conflict'
  *   until refresh() has read it again.
  */
@@ -31,7 +32,7 @@ import {
   reservationFromEntry,
 } from './durableReservations.js';
 import type { ConfigMapLike, DurableEntry, DurableGpuRecord, EntryLiveness } from './durableReservations.js';
-import { ApiFailureKind, KubeApiError, classifyApiError, describeApiFailure, withTransientRetry } from './kubeApis.js';
+import { ApiFailureKind, KubeApiError, abortableDelay, classifyApiError, describeApiFailure, withTransientRetry } from './kubeApis.js';
 import type { KubeApis } from './kubeApis.js';
 
 export interface StoreLiveness extends EntryLiveness {
@@ -51,10 +52,26 @@ export interface ConfigMapReservationStoreOptions {
   transientRetries?: number;
   /** Tries of a garbage-collection or release write that meets a conflict (default 3). */
   maintenanceAttempts?: number;
+  /** First backoff before rereading a GPU after a lost race, ms; doubles per race lost in a row, up to 64 (default 4; 0: none). */
+  conflictBackoffMs?: number;
+  /** Source of the backoff jitter (default Math.random). */
+  random?: () => number;
+}
+
+interface QueuedCommit {
+  reservation: Reservation;
+  signal: AbortSignal;
+  settled: boolean;
+  resolve: (outcome: CommitOutcome) => void;
+  reject: (err: Error) => void;
+  detach?: () => void;
 }
 
 export interface ReservationStoreStats {
+  /** Reservations committed. */
   commits: number;
+  /** Successful commit writes (one write may carry several commits). */
+  writes: number;
   conflicts: number;
   /** Conflicts answered without a request (the ledger already showed the change). */
   conflictsWithoutRequest: number;
@@ -73,13 +90,18 @@ export class ConfigMapReservationStore implements ReservationStore {
   /** Reservations dropped by release(): dead for garbage collection even before their expiry. */
   private readonly abandoned = new Set<string>();
   private readonly locks = new Map<string, Promise<void>>();
-  private conflictsSinceRefresh = 0;
+  /** Lost races in a row per GPU, for the refresh backoff. */
+  private readonly conflictStreak = new Map<string, number>();
+  private readonly random: () => number;
+  /** Commits waiting for the next write to their GPU's object. */
+  private readonly queues = new Map<string, QueuedCommit[]>();
   private readonly opts: ConfigMapReservationStoreOptions;
   private readonly liveness: EntryLiveness;
-  readonly stats: ReservationStoreStats = { commits: 0, conflicts: 0, conflictsWithoutRequest: 0, refreshedObjects: 0, collectedEntries: 0, objects: 0 };
+  readonly stats: ReservationStoreStats = { commits: 0, writes: 0, conflicts: 0, conflictsWithoutRequest: 0, refreshedObjects: 0, collectedEntries: 0, objects: 0 };
 
   constructor(opts: ConfigMapReservationStoreOptions) {
     this.opts = opts;
+    this.random = opts.random ?? Math.random;
     this.liveness = {
       hasLivePod: (id) => opts.liveness.hasLivePod(id),
       hasEnded: (id) => this.abandoned.has(id) || opts.liveness.hasEnded(id),
@@ -115,63 +137,140 @@ export class ConfigMapReservationStore implements ReservationStore {
     );
   }
 
-  async commit(reservation: Reservation, signal: AbortSignal): Promise<CommitOutcome> {
-    const action = `recording reservation ${reservation.id} for ${reservation.podKey} on node ${reservation.node} GPU ${reservation.gpuUuid}`;
-    if (signal.aborted) throw describeApiFailure(action, { kind: ApiFailureKind.Aborted, status: null, detail: 'deadline passed' }, this.opts.apis.server);
-    return this.withLock(reservation.gpuUuid, async () => {
-      if (signal.aborted) throw describeApiFailure(action, { kind: ApiFailureKind.Aborted, status: null, detail: 'deadline passed' }, this.opts.apis.server);
-      if (this.tainted.delete(reservation.id) || this.stale.has(reservation.gpuUuid)) {
-        this.stats.conflicts++;
-        this.stats.conflictsWithoutRequest++;
-        this.conflictsSinceRefresh++;
-        return CommitOutcome.Conflict;
-      }
-      const current = this.records.get(reservation.gpuUuid);
-      const entries = this.liveEntries(current);
-      entries.set(reservation.id, entryFromReservation(reservation));
-      const next: DurableGpuRecord = {
-        name: durableObjectName(reservation.gpuUuid),
-        gpuUuid: reservation.gpuUuid,
-        node: reservation.node,
-        resourceVersion: current?.resourceVersion ?? null,
-        entries,
+  /**
+   * Commits to one GPU queue up while a write to it is in flight and go out together in the
+   * next write (group commit): one compare-and-swap for the batch, one request for many grants.
+   */
+  commit(reservation: Reservation, signal: AbortSignal): Promise<CommitOutcome> {
+    const gpu = reservation.gpuUuid;
+    if (signal.aborted) return Promise.reject(this.abandonedError(reservation));
+    return new Promise<CommitOutcome>((resolve, reject) => {
+      const queued: QueuedCommit = { reservation, signal, settled: false, resolve, reject };
+      const onAbort = (): void => {
+        // The admission gave up; if the write still lands, the entry is dead and collected.
+        this.abandoned.add(reservation.id);
+        this.settle(queued, this.abandonedError(reservation));
       };
-      let resourceVersion: string;
-      try {
-        resourceVersion = await this.write(next, signal);
-      } catch (err) {
-        const failure = classifyApiError(err);
-        if (CONFLICT_KINDS.has(failure.kind)) {
-          this.stale.add(reservation.gpuUuid);
-          this.stats.conflicts++;
-          this.conflictsSinceRefresh++;
-          return CommitOutcome.Conflict;
-        }
-        throw describeApiFailure(action, failure, this.opts.apis.server);
+      signal.addEventListener('abort', onAbort, { once: true });
+      queued.detach = () => signal.removeEventListener('abort', onAbort);
+      const queue = this.queues.get(gpu);
+      if (queue !== undefined) {
+        queue.push(queued);
+        return;
       }
-      this.setRecord({ ...next, resourceVersion });
-      this.stats.commits++;
-      return CommitOutcome.Committed;
+      this.queues.set(gpu, [queued]);
+      void this.withLock(gpu, () => this.flush(gpu));
     });
   }
 
-  /** Reload the GPUs another writer changed; with none known, reload everything (unless the ledger already shows the change). */
+  private abandonedError(reservation: Reservation): Error {
+    return describeApiFailure(
+      `recording reservation ${reservation.id} for ${reservation.podKey} on node ${reservation.node} GPU ${reservation.gpuUuid}`,
+      { kind: ApiFailureKind.Aborted, status: null, detail: 'deadline passed' },
+      this.opts.apis.server,
+    );
+  }
+
+  private settle(queued: QueuedCommit, outcome: CommitOutcome | Error): void {
+    if (queued.settled) return;
+    queued.settled = true;
+    queued.detach?.();
+    if (outcome instanceof Error) queued.reject(outcome);
+    else queued.resolve(outcome);
+  }
+
+  private conflict(queued: QueuedCommit, withoutRequest: boolean): void {
+    this.stats.conflicts++;
+    if (withoutRequest) this.stats.conflictsWithoutRequest++;
+    this.settle(queued, CommitOutcome.Conflict);
+  }
+
+  /** Write every commit queued for a GPU in one compare-and-swap (runs under the GPU's lock). */
+  private async flush(gpu: string): Promise<void> {
+    const queued = this.queues.get(gpu) ?? [];
+    this.queues.delete(gpu);
+    try {
+      await this.flushBatch(gpu, queued);
+    } catch (err) {
+      // Never leave an admission waiting on a commit that cannot finish.
+      for (const q of queued) this.settle(q, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private async flushBatch(gpu: string, queued: QueuedCommit[]): Promise<void> {
+    const batch: QueuedCommit[] = [];
+    for (const q of queued) {
+      if (q.settled) continue;
+      if (this.tainted.delete(q.reservation.id) || this.stale.has(gpu)) this.conflict(q, true);
+      else batch.push(q);
+    }
+    const first = batch[0];
+    if (first === undefined) return;
+
+    const current = this.records.get(gpu);
+    const entries = this.liveEntries(current);
+    for (const q of batch) entries.set(q.reservation.id, entryFromReservation(q.reservation));
+    const next: DurableGpuRecord = {
+      name: durableObjectName(gpu),
+      gpuUuid: gpu,
+      node: first.reservation.node,
+      resourceVersion: current?.resourceVersion ?? null,
+      entries,
+    };
+    // The write is abandoned only when every admission in the batch has given up.
+    const writeAbort = new AbortController();
+    let waiting = batch.length;
+    for (const q of batch) {
+      const done = (): void => {
+        if (--waiting === 0) writeAbort.abort();
+      };
+      if (q.signal.aborted) done();
+      else q.signal.addEventListener('abort', done, { once: true });
+    }
+    let resourceVersion: string;
+    try {
+      resourceVersion = await this.write(next, writeAbort.signal);
+    } catch (err) {
+      const failure = classifyApiError(err);
+      if (CONFLICT_KINDS.has(failure.kind)) {
+        this.stale.add(gpu);
+        this.conflictStreak.set(gpu, (this.conflictStreak.get(gpu) ?? 0) + 1);
+        for (const q of batch) this.conflict(q, false);
+        return;
+      }
+      for (const q of batch) {
+        this.settle(
+          q,
+          describeApiFailure(`recording reservation ${q.reservation.id} for ${q.reservation.podKey} on node ${q.reservation.node} GPU ${gpu}`, failure, this.opts.apis.server),
+        );
+      }
+      return;
+    }
+    this.setRecord({ ...next, resourceVersion });
+    this.conflictStreak.delete(gpu);
+    this.stats.commits += batch.length;
+    this.stats.writes++;
+    for (const q of batch) this.settle(q, CommitOutcome.Committed);
+  }
+
+  /**
+   * Reload the GPUs another writer is known to have changed (a write of ours met a 409). With
+   * none, there is nothing to do: a conflict answered without a request means the ledger
+   * already shows the change. `load()` rereads everything.
+   */
   async refresh(signal: AbortSignal): Promise<void> {
     this.pruneTainted();
     const gpus = [...this.stale];
-    if (gpus.length === 0) {
-      if (this.conflictsSinceRefresh > 0) {
-        this.conflictsSinceRefresh = 0;
-        return;
-      }
-      await this.load(signal);
-      return;
-    }
-    this.conflictsSinceRefresh = 0;
+    if (gpus.length === 0) return;
     await Promise.all(
       gpus.map((gpu) =>
         this.withLock(gpu, async () => {
           if (!this.stale.has(gpu)) return;
+          // Back off (randomly, longer after each lost race in a row) so two replicas racing
+          // for the same GPU fall out of step instead of invalidating each other's writes.
+          const streak = this.conflictStreak.get(gpu) ?? 0;
+          const backoffMs = this.opts.conflictBackoffMs ?? 4;
+          if (streak > 0 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 1)), signal);
           const record = await this.read(gpu, signal);
           this.apply(gpu, record);
           this.stale.delete(gpu);

@@ -3,8 +3,6 @@
  * line per strategy. Specified in Vega-Lite, compiled to Vega and rendered to SVG headless.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { compile } from 'vega-lite';
-import { View, parse } from 'vega';
 import type { SimulationResult } from './runSimulation.js';
 import { STRATEGY_NAMES } from './strategies/placementStrategy.js';
 
@@ -53,8 +51,25 @@ export function buildChartSpec(result: SimulationResult): TopLevelSpec {
 }
 
 /** Render a chart spec to an SVG document. */
+/** The optional chart libraries are not installed. */
+export class ChartLibraryMissingError extends Error {
+  override readonly name = 'ChartLibraryMissingError';
+}
+
 export async function renderChartSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  // Loaded on demand: the chart libraries are optional dependencies, so an install without
+  // them still runs the webhook and every other command.
+  let vega: typeof import('vega');
+  let vegaLite: typeof import('vega-lite');
+  try {
+    // One after the other: vega-lite loads vega itself, and the module cache is then warm.
+    vegaLite = await import('vega-lite');
+    vega = await import('vega');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new ChartLibraryMissingError(`SVG charts need the optional packages vega and vega-lite, which are not installed (${(err as Error).message}). Install them with "npm install vega vega-lite", or run simulate without --out.`);
+  }
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

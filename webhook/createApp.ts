@@ -43,6 +43,9 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
   const { config, logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // Admission answers are unique per request: no ETag hashing, and no query strings to parse.
+  app.set('etag', false);
+  app.set('query parser', false);
   let inFlight = 0;
   const idle = new EventEmitter();
   const done = (): void => {

@@ -235,6 +235,7 @@ export class StandInApiServer {
   private readonly oldestResumable = new Map<StandInResource, number>();
   private readonly watchers = new Set<Watcher>();
   private readonly watchOpened = new Set<() => void>();
+  private holds: { match: (req: { method: string; path: string; watch: boolean }) => boolean; arrived: () => void; released: Promise<void> }[] = [];
   private faults: FaultSpec[] = [];
   private rv = 1000;
   private listeningPort = 0;
@@ -337,6 +338,23 @@ export class StandInApiServer {
 
   clearFaults(): void {
     this.faults = [];
+  }
+
+  /**
+   * Hold the next matching request before it is answered: `arrived` resolves when it comes in,
+   * and it is answered once `release()` is called. For tests that need a request in flight.
+   */
+  holdNext(match: (req: { method: string; path: string; watch: boolean }) => boolean): { arrived: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let arrived!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const arrival = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    this.holds.push({ match, arrived, released });
+    return { arrived: arrival, release };
   }
 
   /** Forget the watch history: a watch resuming from an older resourceVersion now gets 410 Gone. */
@@ -464,6 +482,13 @@ export class StandInApiServer {
       if (fault.count <= 0) this.faults.splice(faultIndex, 1);
       this.send(res, record, fault.status, statusBody(fault.status, 'InternalError', `stand-in fault: answering ${fault.status} on purpose`));
       return;
+    }
+
+    const holdIndex = this.holds.findIndex((h) => h.match({ method, path: url.pathname, watch }));
+    if (holdIndex >= 0) {
+      const [hold] = this.holds.splice(holdIndex, 1);
+      hold?.arrived();
+      await hold?.released;
     }
 
     const parsed = parsePath(url.pathname);
