@@ -12,7 +12,7 @@
  *
  * Options: --admissions N (default 2000), --concurrency N per replica (default 16),
  * --api-latency-ms N (simulated API server latency, default 0), --backoff-ms N (first backoff after a
- * lost race, default 4; 0 turns it off), --attempts N (tries per admission, default
+ * lost race, default 16 as in the store; 0 turns it off), --attempts N (tries per admission, default
  * cluster.maxCommitAttempts), --json.
  */
 import { performance } from 'node:perf_hooks';
@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
     admissions: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
     'api-latency-ms': { type: 'string', default: '0' },
-    'backoff-ms': { type: 'string', default: '4' },
+    'backoff-ms': { type: 'string', default: '16' },
     attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
     json: { type: 'boolean', default: false },
   },

@@ -52,7 +52,7 @@ export interface ConfigMapReservationStoreOptions {
   transientRetries?: number;
   /** Tries of a garbage-collection or release write that meets a conflict (default 3). */
   maintenanceAttempts?: number;
-  /** First backoff before rereading a GPU after a lost race, ms; doubles per race lost in a row, up to 64 (default 4; 0: none). */
+  /** Largest first backoff before rereading a GPU after a lost race, ms (random below it); doubles per race lost in a row, up to 64 (default 16; 0: none). */
   conflictBackoffMs?: number;
   /** Source of the backoff jitter (default Math.random). */
   random?: () => number;
@@ -269,7 +269,7 @@ export class ConfigMapReservationStore implements ReservationStore {
           // Back off (randomly, longer after each lost race in a row) so two replicas racing
           // for the same GPU fall out of step instead of invalidating each other's writes.
           const streak = this.conflictStreak.get(gpu) ?? 0;
-          const backoffMs = this.opts.conflictBackoffMs ?? 4;
+          const backoffMs = this.opts.conflictBackoffMs ?? 16;
           if (streak > 0 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 1)), signal);
           const record = await this.read(gpu, signal);
           this.apply(gpu, record);

@@ -2,7 +2,9 @@
  * The per-trace chart: GPUs in use over time and memory over-commit events over time, one
  * line per strategy. Specified in Vega-Lite, compiled to Vega and rendered to SVG headless.
  */
+import type * as Vega from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
+import type * as VegaLite from 'vega-lite';
 import type { SimulationResult } from './runSimulation.js';
 import { STRATEGY_NAMES } from './strategies/placementStrategy.js';
 
@@ -59,8 +61,8 @@ export class ChartLibraryMissingError extends Error {
 export async function renderChartSvg(spec: TopLevelSpec): Promise<string> {
   // Loaded on demand: the chart libraries are optional dependencies, so an install without
   // them still runs the webhook and every other command.
-  let vega: typeof import('vega');
-  let vegaLite: typeof import('vega-lite');
+  let vega: typeof Vega;
+  let vegaLite: typeof VegaLite;
   try {
     // One after the other: vega-lite loads vega itself, and the module cache is then warm.
     vegaLite = await import('vega-lite');
