@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
@@ -236,5 +239,27 @@ describe('startClusterIntegration against the stand-in API server', () => {
     await nodeSeen;
     expect(await integration.store.commit(r, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
     expect(integration.isHealthy()).toBe(true);
+  });
+
+  test('self-managed certificates: TLS files written before ready, caBundle set, replica Lease removed on stop', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mps-tls-'));
+    try {
+      standIn.create('mutatingwebhookconfigurations', { metadata: { name: 'mps-injector' }, webhooks: [{ name: 'pods.mps-injector.io', clientConfig: {} }] });
+      const cfg = config({ server: { tlsCertFile: join(dir, 'tls.crt'), tlsKeyFile: join(dir, 'tls.key') }, certificates: { mode: 'self-managed' } });
+      const integration = await start(newLedger(), cfg);
+      await integration.certificatesReady;
+      const served = await readFile(join(dir, 'tls.crt'), 'utf8');
+      expect(served).toContain('BEGIN CERTIFICATE');
+      await integration.ready;
+      expect(integration.health().certificates).toEqual({ passes: 1, lastError: null });
+      const webhook = (standIn.get('mutatingwebhookconfigurations', null, 'mps-injector')?.webhooks as { clientConfig: { caBundle?: string } }[])[0];
+      expect(Buffer.from(webhook?.clientConfig.caBundle ?? '', 'base64').toString('utf8')).toContain('BEGIN CERTIFICATE');
+      expect(standIn.list('leases', NS).map((l) => l.metadata.name)).toEqual(['mps-injector-replica-replica-0']);
+      await integration.stop();
+      running = [];
+      expect(standIn.list('leases', NS)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

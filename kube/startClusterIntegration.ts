@@ -82,6 +82,8 @@ export interface ClusterIntegration {
   metricsSource: MetricsSource | null;
   /** Resolves once pods and nodes are listed, the ledger is rebuilt, and (self-managed) certificates are in place. */
   ready: Promise<void>;
+  /** Resolves once the TLS files hold the self-managed pair (at once in `files` mode): start the HTTPS server after it. */
+  certificatesReady: Promise<void>;
   /** Ready, and no watch cut off from the API server for more than a minute. */
   isHealthy(): boolean;
   health(): ClusterHealth;
@@ -260,14 +262,18 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     }
   };
 
-  const ready = (async () => {
+  // Certificates do not wait for the informers: the server needs its TLS files to start at all.
+  const certificatesReady = certificates === null ? Promise.resolve() : untilDone('setting up the webhook certificates', () => certificates.start(stopController.signal)).then(() => undefined);
+  const reservationsReady = (async () => {
     // Exporter discovery does not hold readiness back: until it lists, the metrics report no exporters.
     await Promise.all([podInformer.start(), nodeInformer.start(), exporterInformer?.start()]);
     await Promise.all([podInformer.synced, nodeInformer.synced]);
     podsSynced = true;
     // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
-    if (certificates !== null) await untilDone('setting up the webhook certificates', () => certificates.start(stopController.signal));
+  })();
+  const ready = (async () => {
+    await Promise.all([certificatesReady, reservationsReady]);
     isReady = true;
     logger.info(
       { namespace, replica, trackedPods: tracker.trackedPods, reservations: ledger.size(now()), nodes: Object.keys(nodeTable.snapshot()).length },
@@ -276,6 +282,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   })();
   // A rejection surfaces through `ready`; keep it from being reported as unhandled meanwhile.
   ready.catch(() => undefined);
+  certificatesReady.catch(() => undefined);
 
   every(deps.intervals?.expireMs ?? Math.min(5000, Math.max(250, ttlMs / 4)), () => {
     const expired = ledger.expire(now());
@@ -300,6 +307,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     nodes: () => nodeTable.snapshot(),
     metricsSource,
     ready,
+    certificatesReady,
     isHealthy: () => isReady && Object.values(informers).every((i) => i.isHealthy(Date.now(), unhealthyAfterMs)),
     health: () => ({
       ready: isReady,
