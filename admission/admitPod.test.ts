@@ -3,6 +3,7 @@ import fjp from 'fast-json-patch';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
@@ -13,21 +14,8 @@ import { DRY_RUN_RESERVATION, admitPod } from './admitPod.js';
 
 const NOW = 1_700_000_000_000;
 
-const gpu = (node: string, index: number, usedMiB = 0): GpuSample => ({
-  node,
-  uuid: `GPU-${node}-${index}`,
-  index,
-  model: 'NVIDIA H100 80GB HBM3',
-  pciBusId: null,
-  memory: { totalMiB: 81559, usedMiB, freeMiB: 81559 - usedMiB, reservedMiB: 0 },
-  utilPercent: 0,
-  smActive: null,
-  grEngineActive: null,
-  xid: 0,
-  mig: false,
-  sampledAtMs: NOW - 1000,
-  pods: [],
-});
+const gpu = (node: string, index: number, usedMiB = 0): GpuSample =>
+  h100(node, index, NOW - 1000, { memory: { totalMiB: H100_TOTAL_MIB, usedMiB, freeMiB: H100_TOTAL_MIB - usedMiB, reservedMiB: 0 } });
 
 const inventory = (gpus: GpuSample[]): GpuInventory => ({ gpus, nodes: {}, source: 'test', fetchedAtMs: NOW, skippedLines: 0, problems: [] });
 

@@ -77,6 +77,11 @@ export class ReloadingKeyPair extends EventEmitter<ReloadingKeyPairEvents> {
     return pair;
   }
 
+  /** The certificate being served now (the last pair loaded or applied), or null before load(). */
+  servedCertificatePem(): string | null {
+    return this.current?.certPem ?? null;
+  }
+
   /** Swap new pairs into `server` from now on; starts watching the files on the first call. */
   attach(server: Server): void {
     if (this.closed) {

@@ -414,12 +414,16 @@ describe('ServiceAccount and RBAC', () => {
 
   test('cluster-wide the webhook only reads pods and nodes; in its namespace it keeps reservations', () => {
     const objects = objectsOf('defaults');
-    expect(as<ClusterRole>(findObject(objects, 'ClusterRole', 'mps-injector')).rules).toEqual([{ apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['get', 'list', 'watch'] }]);
+    expect(as<ClusterRole>(findObject(objects, 'ClusterRole', 'mps-injector')).rules).toEqual([{ apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['list', 'watch'] }]);
     const role = as<Role>(findObject(objects, 'Role', 'mps-injector'));
     expect(role.metadata?.namespace).toBe('mps-injector');
     expect(role.rules?.slice(0, 2)).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+    ]);
+    // Replica Leases exist only for self-managed certificates; with a user Secret the Role keeps reservations only.
+    expect(as<Role>(findObject(objectsOf('existing-secret'), 'Role', 'mps-injector')).rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
     ]);
   });
 

@@ -6,33 +6,18 @@ import fjp from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import type { GpuSample } from '../dcgm/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
 import type { StandInExporter } from './support/standInExporter.js';
 import { startStandInExporter } from './support/standInExporter.js';
 import { gpuPodReview, loadCapturedReview } from './support/reviews.js';
 import type { GeneratedCerts, WebhookProcess } from './support/webhookProcess.js';
 import { generateCerts, httpsRequest, startWebhookProcess, waitUntilReady } from './support/webhookProcess.js';
 
-const TOTAL_MIB = 81559;
+const TOTAL_MIB = H100_TOTAL_MIB;
 const MARGIN_MIB = 1024;
 
-function h100(node: string, index: number): GpuSample {
-  return {
-    node,
-    uuid: `GPU-e2e0000${index}-${node}`,
-    index,
-    model: 'NVIDIA H100 80GB HBM3',
-    pciBusId: `00000000:${50 + index}:00.0`,
-    memory: { totalMiB: TOTAL_MIB, usedMiB: 500, freeMiB: TOTAL_MIB - 500 - 0, reservedMiB: 0 },
-    utilPercent: 0,
-    smActive: null,
-    grEngineActive: null,
-    xid: 0,
-    mig: false,
-    sampledAtMs: Date.now(),
-    pods: [],
-  };
-}
-const cluster = (): GpuSample[] => [h100('gpu-node-a', 0), h100('gpu-node-a', 1), h100('gpu-node-b', 0), h100('gpu-node-b', 1)];
+const memory = { totalMiB: TOTAL_MIB, usedMiB: 500, freeMiB: TOTAL_MIB - 500, reservedMiB: 0 };
+const cluster = (): GpuSample[] => ['gpu-node-a', 'gpu-node-b'].flatMap((node) => [0, 1].map((i) => h100(node, i, Date.now(), { memory })));
 
 interface ReviewAnswer {
   apiVersion: string;
@@ -86,7 +71,7 @@ test('a v1 review over verified TLS is answered with a patch that injects MPS', 
   const env = Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
   expect(env.CUDA_MPS_ACTIVE_THREAD_PERCENTAGE).toBe('25');
   expect(env.CUDA_MPS_PINNED_DEVICE_MEM_LIMIT).toBe('0=10240M');
-  expect(env.NVIDIA_VISIBLE_DEVICES).toMatch(/^GPU-e2e/);
+  expect(env.NVIDIA_VISIBLE_DEVICES).toMatch(/^GPU-gpu-node-[ab]-/);
   const node = pod.metadata?.annotations?.['mps-injector.io/node'];
   expect(['gpu-node-a', 'gpu-node-b']).toContain(node);
   expect(pod.spec?.nodeSelector?.['kubernetes.io/hostname']).toBe(node);

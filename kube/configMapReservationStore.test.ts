@@ -266,6 +266,24 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     for (const r of granted) expect(restarted.ledger.get(r.id)).toEqual(expect.objectContaining({ gpuUuid: r.gpuUuid, state: 'pending', expiresAtMs: r.expiresAtMs }));
   });
 
+  test('a resync listed before a write does not undo that write in the ledger', async () => {
+    const a = instance();
+    await a.store.load();
+    const inventory = idleInventory(1, 1, Date.now());
+    await a.store.commit(reserveOn(a, inventory, 'ml/first'), AbortSignal.timeout(5000));
+    const held = standIn.holdNext((req) => req.method === 'GET' && req.path.endsWith('/configmaps') && !req.watch);
+    const resync = a.store.load();
+    await held.arrived;
+    const later = reserveOn(a, inventory, 'ml/later');
+    expect(await a.store.commit(later, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
+    held.release();
+    await resync;
+    expect(a.ledger.get(later.id)).not.toBeNull();
+    expect(a.store.recordOf(later.gpuUuid)?.entries.has(later.id)).toBe(true);
+    // And the next grant goes through first time: the remembered version is the newest.
+    expect(await a.store.commit(reserveOn(a, inventory, 'ml/next'), AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
+  });
+
   test('release removes the entry from the durable object too', async () => {
     const a = instance();
     await a.store.load();

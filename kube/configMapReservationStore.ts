@@ -90,6 +90,8 @@ export class ConfigMapReservationStore implements ReservationStore {
   /** Reservations dropped by release(): dead for garbage collection even before their expiry. */
   private readonly abandoned = new Set<string>();
   private readonly locks = new Map<string, Promise<void>>();
+  /** Bumped whenever a GPU's record changes here, so a slower list cannot overwrite a newer record. */
+  private readonly epochs = new Map<string, number>();
   /** Lost races in a row per GPU, for the refresh backoff. */
   private readonly conflictStreak = new Map<string, number>();
   private readonly random: () => number;
@@ -111,6 +113,7 @@ export class ConfigMapReservationStore implements ReservationStore {
   /** Read every durable object and bring the ledger up to date (start-up, and periodic resync). */
   async load(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
+    const epochsAtList = new Map(this.epochs);
     let listed: ConfigMapLike[];
     try {
       const list = await withTransientRetry(
@@ -130,6 +133,8 @@ export class ConfigMapReservationStore implements ReservationStore {
     await Promise.all(
       [...gpus].map((gpu) =>
         this.withLock(gpu, async () => {
+          // Written or reread since the list was taken: the list is older than what is known.
+          if ((this.epochs.get(gpu) ?? 0) !== (epochsAtList.get(gpu) ?? 0)) return;
           this.apply(gpu, found.get(gpu) ?? null);
           this.stale.delete(gpu);
         }),
@@ -398,6 +403,7 @@ export class ConfigMapReservationStore implements ReservationStore {
 
   private setRecord(record: DurableGpuRecord): void {
     this.records.set(record.gpuUuid, record);
+    this.epochs.set(record.gpuUuid, (this.epochs.get(record.gpuUuid) ?? 0) + 1);
     this.stats.objects = this.records.size;
   }
 
@@ -426,6 +432,7 @@ export class ConfigMapReservationStore implements ReservationStore {
     }
     if (record === null) {
       this.records.delete(gpuUuid);
+      this.epochs.set(gpuUuid, (this.epochs.get(gpuUuid) ?? 0) + 1);
       this.stats.objects = this.records.size;
     } else {
       this.setRecord(record);

@@ -56,9 +56,21 @@ export class ResilientInformer<T extends KubernetesObject> {
       return result;
     };
     this.informer = makeInformer<T>(options.kubeConfig, options.path, list, options.labelSelector);
-    this.informer.on('add', (obj) => options.handlers.onUpsert(obj));
-    this.informer.on('update', (obj) => options.handlers.onUpsert(obj));
-    this.informer.on('delete', (obj) => options.handlers.onDelete(obj));
+    // A handler that throws must not stop the informer (the client would swallow it, or abort the list).
+    const guarded = (handler: (obj: T) => void) => (obj: T) => {
+      try {
+        handler(obj);
+      } catch (err) {
+        const meta = (obj as KubernetesObject).metadata;
+        options.logger.error(
+          { informer: options.name, object: `${meta?.namespace ?? ''}/${meta?.name ?? ''}`, err: (err as Error).message },
+          'could not apply a change from the Kubernetes API; skipped it (it is applied when the object next changes)',
+        );
+      }
+    };
+    this.informer.on('add', guarded(options.handlers.onUpsert));
+    this.informer.on('update', guarded(options.handlers.onUpsert));
+    this.informer.on('delete', guarded(options.handlers.onDelete));
     this.informer.on('error', (err) => this.onFailure(err));
   }
 

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { AdmitContext } from '../admission/admitPod.js';
 import { buildConfig } from '../config/schema.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
+import { h100 } from '../dcgm/testing/gpuSamples.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
 import type { WebhookAppDeps } from './createApp.js';
@@ -12,23 +13,7 @@ import { createWebhookMetrics } from './webhookMetrics.js';
 
 const NOW = Date.now();
 const inventory: GpuInventory = {
-  gpus: [
-    {
-      node: 'a',
-      uuid: 'GPU-a-0',
-      index: 0,
-      model: 'NVIDIA H100 80GB HBM3',
-      pciBusId: null,
-      memory: { totalMiB: 81559, usedMiB: 0, freeMiB: 81559, reservedMiB: 0 },
-      utilPercent: 0,
-      smActive: null,
-      grEngineActive: null,
-      xid: 0,
-      mig: false,
-      sampledAtMs: NOW,
-      pods: [],
-    },
-  ],
+  gpus: [h100('a', 0, NOW)],
   nodes: {},
   source: 'test',
   fetchedAtMs: NOW,

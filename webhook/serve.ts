@@ -62,11 +62,14 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   let clusterNodes: () => GpuInventory['nodes'] = () => ({});
   let clusterReady: () => boolean = () => true;
   let stopCluster: () => Promise<void> = async () => {};
+  let certificatesReady: Promise<void> = Promise.resolve();
   let discovered: MetricsSource | null = null;
+  let server: RunningServer | undefined;
   if (config.cluster.enabled) {
     // Loaded only in cluster mode: the Kubernetes client stays out of offline runs.
     const { startClusterIntegration } = await import('../kube/startClusterIntegration.js');
-    const cluster = await startClusterIntegration(config, { ledger, logger });
+    const cluster = await startClusterIntegration(config, { ledger, logger, now, servedCertificatePem: () => server?.servedCertificatePem() ?? null });
+    certificatesReady = cluster.certificatesReady;
     store = cluster.store;
     clusterNodes = () => cluster.nodes();
     let ready = false;
@@ -94,11 +97,14 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     const inv = refresher.current();
     return { ...inv, nodes: { ...inv.nodes, ...clusterNodes() } };
   };
-  const expiry = setInterval(() => {
-    const expired = ledger.expire(now());
-    if (expired.length > 0) logger.info({ expired: expired.map((r) => ({ id: r.id, pod: r.podKey })) }, 'released unconfirmed reservations past their TTL');
-  }, 5000);
-  expiry.unref();
+  // In cluster mode the integration expires reservations (and their durable records) itself.
+  const expiry = config.cluster.enabled
+    ? undefined
+    : setInterval(() => {
+        const expired = ledger.expire(now());
+        if (expired.length > 0) logger.info({ expired: expired.map((r) => ({ id: r.id, pod: r.podKey })) }, 'released unconfirmed reservations past their TTL');
+      }, 5000);
+  expiry?.unref();
 
   const metrics = createWebhookMetrics({ inventory, ledger, now });
   let draining = false;
@@ -116,29 +122,32 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     draining: () => draining,
   });
 
-  let server: RunningServer;
+  let running: RunningServer;
   try {
-    server = await startHttpsServer(webhook, {
+    // Self-managed certificates must be on disk before the listener loads them.
+    await certificatesReady;
+    running = await startHttpsServer(webhook, {
       host: config.server.host,
       port: config.server.port,
       certFile: config.server.tlsCertFile,
       keyFile: config.server.tlsKeyFile,
       logger,
     });
+    server = running;
   } catch (err) {
     refresher.stop();
     clearInterval(expiry);
     await stopCluster();
     throw err;
   }
-  logger.info({ port: server.port, metricsSource: config.metrics.source, policy: config.placement.policy, cluster: config.cluster.enabled }, 'mps-injector webhook listening (HTTPS)');
+  logger.info({ port: running.port, metricsSource: config.metrics.source, policy: config.placement.policy, cluster: config.cluster.enabled }, 'mps-injector webhook listening (HTTPS)');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {
     shuttingDown ??= (async () => {
       logger.info({ reason, inFlight: webhook.inFlight() }, 'shutting down: draining in-flight admissions');
       draining = true;
-      await server.drain(config.server.shutdownGraceSeconds * 1000);
+      await running.drain(config.server.shutdownGraceSeconds * 1000);
       refresher.stop();
       clearInterval(expiry);
       await stopCluster();
@@ -153,5 +162,5 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
       });
     }
   }
-  return { port: server.port, logger, ledger, shutdown };
+  return { port: running.port, logger, ledger, shutdown };
 }

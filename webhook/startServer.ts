@@ -10,6 +10,8 @@ import type { WebhookApp } from './createApp.js';
 export interface RunningServer {
   server: https.Server;
   port: number;
+  /** The serving certificate in use now (PEM). */
+  servedCertificatePem(): string | null;
   /** Stop accepting, let in-flight admissions finish (up to graceMs), then close. */
   drain(graceMs: number): Promise<void>;
 }
@@ -59,5 +61,5 @@ export async function startHttpsServer(
     server.closeAllConnections();
     await closed;
   };
-  return { server, port, drain };
+  return { server, port, drain, servedCertificatePem: () => keyPair.servedCertificatePem() };
 }

@@ -8,8 +8,6 @@
  * no API server (cluster.enabled false), DCGM metrics from a file, and absolute paths moved
  * under the root.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { access, copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,17 +17,15 @@ import { parse as parseYaml, stringify } from 'yaml';
 import type { KubeObject } from '../../charts/renderChart.js';
 import { findObject, repoRoot } from '../../charts/renderChart.js';
 
-export const cliPath = path.join(repoRoot, 'dist/cli/main.js');
+import type { WebhookProcess } from '../support/webhookProcess.js';
+import { cliPath, spawnWebhook } from '../support/webhookProcess.js';
 
-export interface RenderedWebhook {
-  port: number;
+export { cliPath };
+
+export interface RenderedWebhook extends WebhookProcess {
   root: string;
   /** The configuration file as the process reads it. */
   config: Record<string, Record<string, unknown>>;
-  logs: Record<string, unknown>[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  stop(): Promise<number | null>;
 }
 
 export interface RunOptions {
@@ -126,42 +122,6 @@ export async function runRenderedWebhook(objects: KubeObject[], opts: RunOptions
   await writeFile(configFile, stringify(local));
 
   const localArgs = args.map((a) => (a === configPath ? configFile : a));
-  const child: ChildProcess = spawn(process.execPath, [cliPath, ...localArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
-  const logs: Record<string, unknown>[] = [];
-  let err = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (typeof entry.port === 'number' && String(entry.msg).includes('listening')) resolve(entry.port);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    void exited.then((code) => reject(new Error(`the webhook exited with ${code} before listening: ${err}`)));
-  });
-  return {
-    port,
-    root,
-    config: local as Record<string, Record<string, unknown>>,
-    logs,
-    stderr: () => err,
-    exited,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
+  const webhook = await spawnWebhook(localArgs, { cwd: root });
+  return { ...webhook, root, config: local as Record<string, Record<string, unknown>> };
 }

@@ -38,13 +38,16 @@ export interface WebhookProcess {
   stop(): Promise<number | null>;
 }
 
-/** Start `serve` with the given config (TLS paths filled in); resolves once it listens. */
-export async function startWebhookProcess(config: Record<string, unknown>, certs: GeneratedCerts): Promise<WebhookProcess> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mps-injector-config-'));
-  const server = { host: '127.0.0.1', port: 0, logLevel: 'info', ...(config.server as object), tlsCertFile: certs.certFile, tlsKeyFile: certs.keyFile };
-  const configFile = path.join(dir, 'config.yaml');
-  await writeFile(configFile, stringify({ ...config, server }));
-  const child = spawn(process.execPath, [cliPath, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawn the built CLI with `args` and resolve once its JSON log says it listens. Every log line
+ * is kept in `logs`; an exit before listening rejects with what the process printed.
+ */
+export async function spawnWebhook(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<WebhookProcess> {
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   const logs: Record<string, unknown>[] = [];
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -68,7 +71,7 @@ export async function startWebhookProcess(config: Record<string, unknown>, certs
         }
       }
     });
-    void exited.then((code) => reject(new Error(`webhook exited with ${code} before listening: ${err}`)));
+    void exited.then((code) => reject(new Error(`the webhook exited with ${code} before listening: ${err}`)));
   });
   return {
     child,
@@ -77,10 +80,19 @@ export async function startWebhookProcess(config: Record<string, unknown>, certs
     stderr: () => err,
     exited,
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return exited;
     },
   };
+}
+
+/** Start `serve` with the given config (TLS paths filled in); resolves once it listens. */
+export async function startWebhookProcess(config: Record<string, unknown>, certs: GeneratedCerts): Promise<WebhookProcess> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mps-injector-config-'));
+  const server = { host: '127.0.0.1', port: 0, logLevel: 'info', ...(config.server as object), tlsCertFile: certs.certFile, tlsKeyFile: certs.keyFile };
+  const configFile = path.join(dir, 'config.yaml');
+  await writeFile(configFile, stringify({ ...config, server }));
+  return spawnWebhook(['serve', '--config', configFile]);
 }
 
 export interface HttpsReply {
@@ -125,11 +137,11 @@ export function httpsRequest(
 }
 
 /** Wait until /readyz answers 200, checking each time the previous check has answered. */
-export async function waitUntilReady(port: number, caPem: string, timeoutMs = 15_000): Promise<void> {
+export async function waitUntilReady(port: number, caPem: string, timeoutMs = 15_000, servername = 'localhost'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    const r = await httpsRequest(port, caPem, { path: '/readyz' });
+    const r = await httpsRequest(port, caPem, { path: '/readyz', servername });
     if (r.status === 200) return;
     last = r.body;
     await new Promise((resolve) => setImmediate(resolve));

@@ -341,8 +341,9 @@ export class StandInApiServer {
   }
 
   /**
-   * Hold the next matching request before it is answered: `arrived` resolves when it comes in,
-   * and it is answered once `release()` is called. For tests that need a request in flight.
+   * Hold the answer to the next matching request: it is carried out when it arrives (`arrived`
+   * resolves then), and its answer is sent once `release()` is called. For tests that need a
+   * request in flight whose result was already decided.
    */
   holdNext(match: (req: { method: string; path: string; watch: boolean }) => boolean): { arrived: Promise<void>; release: () => void } {
     let release!: () => void;
@@ -459,20 +460,24 @@ export class StandInApiServer {
     return Buffer.concat(chunks).toString('utf8');
   }
 
-  private send(res: http.ServerResponse, record: RecordedRequest, status: number, body: unknown): void {
+  private send(res: http.ServerResponse, record: RecordedRequest & { held?: Promise<void> }, status: number, body: unknown): void {
     record.status = status;
-    this.requests.push(record);
-    if (res.destroyed) return;
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    const answer = (): void => {
+      this.requests.push({ method: record.method, path: record.path, query: record.query, watch: record.watch, status });
+      if (res.destroyed) return;
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (record.held) void record.held.then(answer);
+    else answer();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://stand-in');
     const method = (req.method ?? 'GET').toUpperCase();
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    const record: RecordedRequest = { method, path: url.pathname, query: url.search, watch, status: 0 };
+    const record: RecordedRequest & { held?: Promise<void> } = { method, path: url.pathname, query: url.search, watch, status: 0 };
     const body = method === 'GET' || method === 'HEAD' ? '' : await this.readBody(req);
 
     const faultIndex = this.faults.findIndex((f) => f.count > 0 && (f.match === undefined || f.match({ method, path: url.pathname, watch })));
@@ -487,8 +492,10 @@ export class StandInApiServer {
     const holdIndex = this.holds.findIndex((h) => h.match({ method, path: url.pathname, watch }));
     if (holdIndex >= 0) {
       const [hold] = this.holds.splice(holdIndex, 1);
-      hold?.arrived();
-      await hold?.released;
+      if (hold) {
+        record.held = hold.released;
+        hold.arrived();
+      }
     }
 
     const parsed = parsePath(url.pathname);
