@@ -14,7 +14,13 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { stringify } from 'yaml';
-import { defaultConfig } from '../config/schema.js';
+import type { Pod } from 'kubernetes-types/core/v1.js';
+import { admitPod } from '../admission/admitPod.js';
+import { buildConfig, defaultConfig } from '../config/schema.js';
+import { buildPatch } from '../injector/buildPatch.js';
+import { injectPod } from '../injector/injectPod.js';
+import { readSlotRequest } from '../injector/readSlotRequest.js';
+import { reserveSlot } from '../placement/reserveSlot.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import { DcgmTextParser, parseDcgmText } from '../dcgm/parseDcgmText.js';
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
@@ -108,11 +114,31 @@ const server = https.createServer({ cert: fs.readFileSync(process.argv[1]), key:
 server.listen(0, '127.0.0.1', () => console.log('floor listening on ' + server.address().port));
 `;
 
+/** The same fixed answer behind express and its JSON body parser: how much of the gap is the framework. */
+const EXPRESS_FLOOR_SERVER = `
+const https = require('node:https');
+const fs = require('node:fs');
+const express = require(process.argv[3]);
+const answer = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } };
+const app = express();
+app.set('etag', false);
+app.post('/mutate', express.json({ limit: 3 * 1024 * 1024 }), (req, res) => res.json({ ...answer, response: { ...answer.response, uid: req.body.request.uid } }));
+const server = https.createServer({ cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2]), minVersion: 'TLSv1.2' }, app);
+server.listen(0, '127.0.0.1', () => console.log('express floor listening on ' + server.address().port));
+`;
+
 async function benchAdmission(
   work: string,
   rounds: number,
   seconds: number,
-): Promise<{ admission: LoadResult; floor: LoadResult; rssMb: number; outcomes: Record<string, number>; rounds: { admission: LoadResult; floor: LoadResult }[] }> {
+): Promise<{
+  admission: LoadResult;
+  floor: LoadResult;
+  expressFloor: LoadResult;
+  rssMb: number;
+  outcomes: Record<string, number>;
+  rounds: { admission: LoadResult; floor: LoadResult; expressFloor: LoadResult }[];
+}> {
   const certDir = path.join(work, 'certs');
   await run(process.execPath, [cli, 'certs', 'generate', '--service', 'mps-injector', '--namespace', 'bench', '--san', '127.0.0.1', '--out', certDir]);
   const gpus = syntheticGpus(100, 8, Date.now());
@@ -139,31 +165,38 @@ async function benchAdmission(
 
   const webhook = spawn(process.execPath, [cli, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   const floor = spawn(process.execPath, ['-e', FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const expressFloor = spawn(process.execPath, ['-e', EXPRESS_FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key'), path.join(repoRoot, 'node_modules/express')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const webhookPort = await listeningPort(webhook, /"port":(\d+)[^\n]*listening/);
     const floorPort = await listeningPort(floor, /floor listening on (\d+)/);
+    const expressFloorPort = await listeningPort(expressFloor, /express floor listening on (\d+)/);
     // Warm-up, untimed: JIT and TLS session caches of both servers.
     await load(webhookPort, body, 1);
     await load(floorPort, body, 1);
-    const results: { admission: LoadResult; floor: LoadResult }[] = [];
+    await load(expressFloorPort, body, 1);
+    const results: { admission: LoadResult; floor: LoadResult; expressFloor: LoadResult }[] = [];
     let rssMb = 0;
     for (let r = 0; r < rounds; r++) {
       const f = await load(floorPort, body, seconds);
+      const e = await load(expressFloorPort, body, seconds);
       const a = await peakRssMb(webhook.pid!, load(webhookPort, body, seconds));
       rssMb = Math.max(rssMb, a.rssMb);
-      results.push({ admission: a.value, floor: f });
+      results.push({ admission: a.value, floor: f, expressFloor: e });
     }
-    const pick = (k: 'admission' | 'floor'): LoadResult => ({
+    const pick = (k: 'admission' | 'floor' | 'expressFloor'): LoadResult => ({
       rps: median(results.map((x) => x[k].rps)),
       p50_ms: median(results.map((x) => x[k].p50_ms)),
       p99_ms: median(results.map((x) => x[k].p99_ms)),
       errors: results.reduce((s, x) => s + x[k].errors, 0),
       non2xx: results.reduce((s, x) => s + x[k].non2xx, 0),
     });
-    return { admission: pick('admission'), floor: pick('floor'), rssMb, outcomes: await admissionOutcomes(webhookPort), rounds: results };
+    return { admission: pick('admission'), floor: pick('floor'), expressFloor: pick('expressFloor'), rssMb, outcomes: await admissionOutcomes(webhookPort), rounds: results };
   } finally {
     webhook.kill('SIGTERM');
     floor.kill('SIGTERM');
+    expressFloor.kill('SIGTERM');
   }
 }
 
@@ -186,6 +219,35 @@ function benchChooseSlot(gpuCount: number, calls: number): { p50_ms: number; p99
     if (!d.ok) throw new Error(`bench inventory unexpectedly refused: ${d.reason}`);
   }
   return { p50_ms: percentile(times, 50), p99_ms: percentile(times, 99) };
+}
+
+/** Median in-process cost of each stage of one admission on the bench's 800-GPU fleet, microseconds. */
+async function benchPipelineStages(calls: number): Promise<Record<string, number>> {
+  const nowMs = Date.now();
+  const config = buildConfig({ placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 } });
+  const inventory: GpuInventory = { gpus: syntheticGpus(100, 8, nowMs), nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
+  const ledger = new ReservationLedger({ ttlMs: 10_000 });
+  const text = (await readFile(path.join(repoRoot, 'e2e/testdata/v1-pod-create-kubectl.json.txt'), 'utf8')).split('\n').slice(1).join('\n');
+  const pod = (JSON.parse(text) as { request: { object: Pod } }).request.object;
+  pod.metadata!.annotations = { ...pod.metadata!.annotations, 'mps-injector.io/gpu-memory': '512Mi' };
+  const stages: Record<string, number[]> = { jsonParse: [], readSlotRequest: [], reserveSlot: [], injectPod: [], buildPatch: [], admitPod: [] };
+  const time = <T>(stage: string, f: () => T): T => {
+    const t0 = performance.now();
+    const value = f();
+    stages[stage]!.push((performance.now() - t0) * 1000);
+    return value;
+  };
+  for (let i = 0; i < calls; i++) {
+    time('jsonParse', () => JSON.parse(text) as unknown);
+    const intent = time('readSlotRequest', () => readSlotRequest(pod, { namespace: 'ns', requestUid: `u-${i}`, config }));
+    if (intent.kind !== 'place') throw new Error(`bench pod not placed: ${intent.kind}`);
+    const { decision, reservation } = time('reserveSlot', () => reserveSlot(inventory, ledger, intent.request, config.placement, nowMs, { dryRun: false }));
+    if (!decision.ok) throw new Error(decision.reason);
+    const injected = time('injectPod', () => injectPod(pod, decision, reservation?.id ?? '', intent.containers, config.injection));
+    time('buildPatch', () => buildPatch(pod, injected.pod));
+    time('admitPod', () => admitPod({ pod, namespace: 'ns', requestUid: `v-${i}`, dryRun: false }, { config, inventory, ledger, nowMs }));
+  }
+  return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(median(v).toFixed(1))]));
 }
 
 /** Median parse time of a realistic 10-family scrape: a fresh parser each time, and one reused as the sources do. */
@@ -241,6 +303,7 @@ async function main(): Promise<void> {
     chooseSlotP50[n] = r.p50_ms;
   }
   const parse = benchParse(1000, 7);
+  const stages = await benchPipelineStages(3000);
   const adm = await benchAdmission(work, rounds, seconds);
 
   const results = {
@@ -248,10 +311,17 @@ async function main(): Promise<void> {
     load: { tool: 'autocannon', connections: 16, seconds, rounds, aggregate: 'median of rounds' },
     admission: adm.admission,
     floor: adm.floor,
-    ratios: { rps: adm.admission.rps / adm.floor.rps, p99: adm.admission.p99_ms / adm.floor.p99_ms },
+    expressFloor: adm.expressFloor,
+    ratios: {
+      rps: adm.admission.rps / adm.floor.rps,
+      p99: adm.admission.p99_ms / adm.floor.p99_ms,
+      expressFloorRps: adm.expressFloor.rps / adm.floor.rps,
+      admissionVsExpressFloorRps: adm.admission.rps / adm.expressFloor.rps,
+    },
     chooseSlot: { p50_ms: chooseSlotP50, p99_ms: chooseSlotP99 },
     dcgmParse: { ms_8000_gpus: parse.freshMs, ms_8000_gpus_reused_parser: parse.reusedMs, megabytes: parse.megabytes },
     admissionOutcomes: adm.outcomes,
+    pipelineStages_us: stages,
     rss_mb: adm.rssMb,
     rounds: adm.rounds,
   };
@@ -262,6 +332,7 @@ async function main(): Promise<void> {
     ['admission rps (16 conns)', adm.admission.rps.toFixed(0), `>= 0.5x floor (${(0.5 * adm.floor.rps).toFixed(0)})`, ok(results.ratios.rps >= 0.5)],
     ['admission p50 / p99 ms', `${adm.admission.p50_ms} / ${adm.admission.p99_ms}`, `p99 <= 2x floor (${(2 * adm.floor.p99_ms).toFixed(1)})`, ok(results.ratios.p99 <= 2)],
     ['floor rps, p50 / p99 ms', `${adm.floor.rps.toFixed(0)}, ${adm.floor.p50_ms} / ${adm.floor.p99_ms}`, 'baseline', ''],
+    ['express floor rps, p50 / p99 ms', `${adm.expressFloor.rps.toFixed(0)}, ${adm.expressFloor.p50_ms} / ${adm.expressFloor.p99_ms}`, 'framework share of the gap', ''],
     ['admission errors / non-2xx', `${adm.admission.errors} / ${adm.admission.non2xx}`, '0 / 0', ok(adm.admission.errors === 0 && adm.admission.non2xx === 0)],
     ...[100, 1000, 10000].map((n): [string, string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)}`, n === 10000 ? 'p99 < 1 ms' : '', n === 10000 ? ok(chooseSlotP99[n]! < 1) : '']),
     ['DCGM parse ms, 8000 GPUs (fresh parser)', `${parse.freshMs.toFixed(1)} (${parse.megabytes.toFixed(1)} MB)`, '< 200 ms', ok(parse.freshMs < 200)],
@@ -273,7 +344,11 @@ async function main(): Promise<void> {
   console.log(line(['measure', 'value', 'target', 'status']));
   console.log(line(width.map((w) => '-'.repeat(w))));
   for (const row of rows) console.log(line(row));
-  console.log(`\nratios (median of ${rounds} rounds): rps ${results.ratios.rps.toFixed(2)}x floor, p99 ${results.ratios.p99.toFixed(2)}x floor`);
+  console.log(
+    `\nratios (median of ${rounds} rounds): admission rps ${results.ratios.rps.toFixed(2)}x floor, p99 ${results.ratios.p99.toFixed(2)}x floor; ` +
+      `express floor rps ${results.ratios.expressFloorRps.toFixed(2)}x floor; admission rps ${results.ratios.admissionVsExpressFloorRps.toFixed(2)}x express floor`,
+  );
+  console.log(`in-process cost per admission stage, median µs (800 GPUs): ${JSON.stringify(stages)}`);
   console.log(`admission outcomes counted by the webhook: ${JSON.stringify(adm.outcomes)}`);
   console.log('wrote bench/results.json');
 }
