@@ -3,7 +3,7 @@
  * The chart's values table, generated from the `# --` comments of values.yaml.
  *
  *   node scripts/values-table.mjs            print the table (Markdown)
- *   node scripts/values-table.mjs --write    replace the table in README.md and docs/install.md
+ *   node scripts/values-table.mjs --write    replace the table in README.md
  *   node scripts/values-table.mjs --check    exit 1 when one of them is out of date
  *   node scripts/values-table.mjs --keys     print the documented keys and defaults as JSON
  *
@@ -125,8 +125,8 @@ function main(argv) {
   if (argv.includes('--write') || argv.includes('--check')) {
     const docFiles = arg('--doc')
       ? [path.resolve(arg('--doc'))]
-      : ['README.md', 'docs/install.md'].map((f) => path.join(repoRoot, f)).filter((f) => existsSync(f) && readFileSync(f, 'utf8').includes(START));
-    if (docFiles.length === 0) throw new ValuesDocError(`neither README.md nor docs/install.md has the values table markers; put these two lines where the table belongs:\n${START}\n${END}`);
+      : ['README.md'].map((f) => path.join(repoRoot, f)).filter((f) => existsSync(f) && readFileSync(f, 'utf8').includes(START));
+    if (docFiles.length === 0) throw new ValuesDocError(`README.md has no values table markers; put these two lines where the table belongs:\n${START}\n${END}`);
     let stale = 0;
     for (const docFile of docFiles) {
       const current = readFileSync(docFile, 'utf8');
