@@ -108,7 +108,9 @@ test('a pod is placed on the discovered exporter node, its reservation is durabl
 
   // The pod appears in the API (as the API server would create it after admission): the watch confirms the reservation.
   const annotationsOf = Object.fromEntries(ops.filter((o) => o.path.startsWith('/metadata/annotations/')).map((o) => [o.path.slice('/metadata/annotations/'.length).replace('~1', '/'), String(o.value)]));
-  api.create('pods', { metadata: { name: 'llm-1', namespace: 'colin-coder', annotations: annotationsOf }, spec: { nodeName: 'gpu-node-a', containers: [{ name: 'c', image: 'x' }] }, status: { phase: 'Running' } });
+  const labelsOf = Object.fromEntries(ops.filter((o) => o.path.startsWith('/metadata/labels/')).map((o) => [o.path.slice('/metadata/labels/'.length).replace('~1', '/'), String(o.value)]));
+  expect(labelsOf['mps-injector.io/injected']).toBe('true');
+  api.create('pods', { metadata: { name: 'llm-1', namespace: 'colin-coder', labels: { app: 'echo-server', ...labelsOf }, annotations: annotationsOf }, spec: { nodeName: 'gpu-node-a', containers: [{ name: 'c', image: 'x' }] }, status: { phase: 'Running' } });
   let confirmed = false;
   for (let i = 0; i < 200 && !confirmed; i++) {
     const metrics = await httpsRequest(webhook.port, caPem, { path: '/metrics', servername: `mps-injector.${NS}.svc` });

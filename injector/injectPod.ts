@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { Priority } from '../placement/types.js';
 import type { SlotChoice } from '../placement/types.js';
 import { parseContainerList, parsePriority } from './annotationValues.js';
-import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, SHM_MOUNT_PATH, VolumeName } from './names.js';
+import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, Label, SHM_MOUNT_PATH, VolumeName } from './names.js';
 import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
 export interface InjectionResult {
@@ -60,6 +60,7 @@ export function injectPod(
 
   const metadata = (out.metadata ??= {});
   metadata.annotations = { ...metadata.annotations, ...decisionAnnotations(choice, reservationId, containers, metadata.annotations) };
+  metadata.labels = { ...metadata.labels, [Label.Injected]: 'true' };
 
   return { pod: out, warnings };
 }

@@ -36,6 +36,8 @@ export const Label = {
   NamespaceInjection: 'mps-injector.io/injection',
   /** Pod label: `false` opts the pod out. */
   PodInject: 'mps-injector.io/inject',
+  /** Pod label the webhook writes (`true`) on every pod it injects, so the cluster watch selects only those pods. */
+  Injected: 'mps-injector.io/injected',
 } as const;
 export type Label = (typeof Label)[keyof typeof Label];
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import { Annotation } from '../injector/names.js';
+import { Annotation, Label } from '../injector/names.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import { CommitOutcome } from '../placement/reservationStore.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
@@ -32,6 +32,7 @@ function injectedPod(name: string, reservation: { id: string; node: string; gpuU
     metadata: {
       name,
       namespace: 'ml',
+      labels: { [Label.Injected]: 'true' },
       annotations: {
         [Annotation.Reservation]: reservation.id,
         [Annotation.Node]: reservation.node,
@@ -145,6 +146,16 @@ describe('startClusterIntegration against the stand-in API server', () => {
     await collected;
     const stored = standIn.get('configmaps', NS, durableObjectName('GPU-A'));
     expect(JSON.parse((stored?.data as Record<string, string>)['reservations.json'] ?? '{}').reservations).toEqual({});
+  });
+
+  test('only pods the injector labelled are listed and watched, never the whole cluster', async () => {
+    standIn.create('pods', { metadata: { name: 'plain', namespace: 'ml' }, status: { phase: 'Running' } });
+    const integration = await start(newLedger());
+    await integration.ready;
+    const podCalls = standIn.requests.filter((r) => r.path === '/api/v1/pods');
+    expect(podCalls.some((r) => r.watch)).toBe(true);
+    expect(podCalls.some((r) => !r.watch)).toBe(true);
+    for (const call of podCalls) expect(new URLSearchParams(call.query).get('labelSelector')).toBe('mps-injector.io/injected=true');
   });
 
   test('a deleted pod releases its reservation', async () => {

@@ -15,6 +15,7 @@ import type { MetricsSource } from '../dcgm/sources.js';
 import type { PemPair } from '../certs/issue.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
+import { Label } from '../injector/names.js';
 import { ConfigMapReservationStore } from './configMapReservationStore.js';
 import type { ReservationStoreStats } from './configMapReservationStore.js';
 import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
@@ -90,6 +91,9 @@ export interface ClusterIntegration {
   stop(): Promise<void>;
 }
 
+/** Pods the injector labelled; the cluster-wide pod watch selects only these. */
+export const INJECTED_POD_SELECTOR = `${Label.Injected}=true`;
+
 const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** The webhook's namespace: configured, else $POD_NAMESPACE, the service account's, the kubeconfig context's, or "default". */
@@ -126,13 +130,15 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   const unhealthyAfterMs = deps.intervals?.unhealthyAfterMs ?? 60_000;
   const keyOf = (obj: { metadata?: { namespace?: string; name?: string } }): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
-  // Pods carrying decisions: confirm, release and rebuild reservations.
+  // Pods carrying decisions (labelled by the injector, so only they are listed and held):
+  // confirm, release and rebuild reservations.
   const tracker = new PodReservationTracker({ ledger, now, logger });
   const podInformer = new ResilientInformer<V1Pod>({
     name: 'pods',
     kubeConfig,
     path: '/api/v1/pods',
-    list: () => apis.core.listPodForAllNamespaces(),
+    labelSelector: INJECTED_POD_SELECTOR,
+    list: () => apis.core.listPodForAllNamespaces({ labelSelector: INJECTED_POD_SELECTOR }),
     handlers: {
       onUpsert: (pod) => {
         tracker.upsert(pod);
