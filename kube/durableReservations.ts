@@ -18,19 +18,11 @@ export const DurableAnnotation = {
   Node: 'mps-injector.io/node',
 } as const;
 
-/** One reservation as stored. */
-export interface DurableEntry {
-  id: string;
-  podKey: string;
-  node: string;
-  gpuUuid: string;
-  memoryMiB: number;
-  threadPercent: number;
-  priority: Priority;
-  createdAtMs: number;
-  /** When an unconfirmed grant lapses; null for one that never does. */
-  expiresAtMs: number | null;
-}
+/**
+ * One reservation as stored: the ledger's reservation without its state (a stored entry is
+ * live until its pod ends or, with expiresAtMs set, until it lapses unconfirmed).
+ */
+export type DurableEntry = Omit<Reservation, 'state'>;
 
 const entrySchema = z.object({
   podKey: z.string().min(1),

@@ -2,26 +2,13 @@
  * Small GPU inventories for the cluster adapter's tests and benchmark.
  */
 import type { GpuInventory, GpuSample } from '../../dcgm/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../../dcgm/testing/gpuSamples.js';
 
-export const H100_TOTAL_MIB = 81_559;
+export { H100_TOTAL_MIB };
 
-/** An idle H100 sampled at `sampledAtMs`. */
+/** An idle H100 sampled at `sampledAtMs` (512 MiB reserved by the driver, nothing used). */
 export function idleGpu(node: string, index: number, sampledAtMs: number): GpuSample {
-  return {
-    node,
-    uuid: `GPU-${node}-${String(index).padStart(4, '0')}-0000-0000-000000000000`,
-    index,
-    model: 'NVIDIA H100 80GB HBM3',
-    pciBusId: `00000000:${(0x53 + index).toString(16)}:00.0`,
-    memory: { totalMiB: H100_TOTAL_MIB, usedMiB: 0, freeMiB: H100_TOTAL_MIB - 512, reservedMiB: 512 },
-    utilPercent: 0,
-    smActive: null,
-    grEngineActive: null,
-    xid: 0,
-    mig: false,
-    sampledAtMs,
-    pods: [],
-  };
+  return h100(node, index, sampledAtMs, { memory: { totalMiB: H100_TOTAL_MIB, usedMiB: 0, freeMiB: H100_TOTAL_MIB - 512, reservedMiB: 512 } });
 }
 
 /** `nodes` nodes with `gpusPerNode` idle GPUs each, all schedulable. */
