@@ -45,7 +45,11 @@ export interface ClusterIntegrationDeps {
   onChange?: (change: ClusterChange) => void;
   /** Background periods; defaults suit production. */
   intervals?: {
-    /** Drop unconfirmed reservations past their expiry (default: a quarter of the TTL, at most 5 s). */
+    /**
+     * Drop unconfirmed reservations past their expiry (default 100 ms). Frequent on purpose: a
+     * reservation that is due but still in the ledger makes every placement pass over its GPU
+     * recompute that GPU's totals, and the sweep itself only visits pending reservations.
+     */
     expireMs?: number;
     /** Remove ended reservations from durable objects (default 30 s). */
     collectGarbageMs?: number;
@@ -290,7 +294,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   ready.catch(() => undefined);
   certificatesReady.catch(() => undefined);
 
-  every(deps.intervals?.expireMs ?? Math.min(5000, Math.max(250, ttlMs / 4)), () => {
+  every(deps.intervals?.expireMs ?? 100, () => {
     const expired = ledger.expire(now());
     if (expired.length === 0) return;
     logger.info({ expired: expired.map((r) => r.id) }, 'unconfirmed reservations expired: their pods never appeared');
