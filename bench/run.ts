@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
@@ -114,31 +115,34 @@ const server = https.createServer({ cert: fs.readFileSync(process.argv[1]), key:
 server.listen(0, '127.0.0.1', () => console.log('floor listening on ' + server.address().port));
 `;
 
-/** The same fixed answer behind express and its JSON body parser: how much of the gap is the framework. */
+/**
+ * The same fixed answer behind express and its JSON body parser, configured as the webhook
+ * configures it (request and response classes from expressMessageClasses): how much of the gap
+ * is the framework.
+ */
 const EXPRESS_FLOOR_SERVER = `
 const https = require('node:https');
 const fs = require('node:fs');
 const express = require(process.argv[3]);
-const answer = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } };
-const app = express();
-app.set('etag', false);
-app.post('/mutate', express.json({ limit: 3 * 1024 * 1024 }), (req, res) => res.json({ ...answer, response: { ...answer.response, uid: req.body.request.uid } }));
-const server = https.createServer({ cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2]), minVersion: 'TLSv1.2' }, app);
-server.listen(0, '127.0.0.1', () => console.log('express floor listening on ' + server.address().port));
+(async () => {
+  const { expressMessageClasses } = await import(process.argv[4]);
+  const answer = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } };
+  const app = express();
+  app.set('etag', false);
+  app.post('/mutate', express.json({ limit: 3 * 1024 * 1024 }), (req, res) => res.json({ ...answer, response: { ...answer.response, uid: req.body.request.uid } }));
+  const server = https.createServer({ ...expressMessageClasses(app), cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2]), minVersion: 'TLSv1.2' }, app);
+  server.listen(0, '127.0.0.1', () => console.log('express floor listening on ' + server.address().port));
+})();
 `;
+
+/** What each round loads: the webhook placing pods, the webhook skipping an UPDATE, and the two floors. */
+type LoadKind = 'admission' | 'skipped' | 'floor' | 'expressFloor';
 
 async function benchAdmission(
   work: string,
   rounds: number,
   seconds: number,
-): Promise<{
-  admission: LoadResult;
-  floor: LoadResult;
-  expressFloor: LoadResult;
-  rssMb: number;
-  outcomes: Record<string, number>;
-  rounds: { admission: LoadResult; floor: LoadResult; expressFloor: LoadResult }[];
-}> {
+): Promise<Record<LoadKind, LoadResult> & { rssMb: number; outcomes: Record<string, number>; rounds: Record<LoadKind, LoadResult>[] }> {
   const certDir = path.join(work, 'certs');
   await run(process.execPath, [cli, 'certs', 'generate', '--service', 'mps-injector', '--namespace', 'bench', '--san', '127.0.0.1', '--out', certDir]);
   const gpus = syntheticGpus(100, 8, Date.now());
@@ -162,10 +166,13 @@ async function benchAdmission(
   review.request.object.metadata.annotations['mps-injector.io/gpu-memory'] = '512Mi';
   review.request.object.metadata.annotations['mps-injector.io/gpu-percent'] = '1';
   const body = JSON.stringify(review);
+  // The same review as an UPDATE: the webhook answers it allowed and unchanged without placing anything,
+  // so its cost is the webhook's HTTP edge alone (TLS, express, body parsing, encoding, logging, metrics).
+  const skippedBody = JSON.stringify({ ...review, request: { ...review.request, operation: 'UPDATE' } });
 
   const webhook = spawn(process.execPath, [cli, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   const floor = spawn(process.execPath, ['-e', FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const expressFloor = spawn(process.execPath, ['-e', EXPRESS_FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key'), path.join(repoRoot, 'node_modules/express')], {
+  const expressFloor = spawn(process.execPath, ['-e', EXPRESS_FLOOR_SERVER, path.join(certDir, 'tls.crt'), path.join(certDir, 'tls.key'), path.join(repoRoot, 'node_modules/express'), pathToFileURL(path.join(repoRoot, 'dist/webhook/expressMessageClasses.js')).href], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -176,23 +183,34 @@ async function benchAdmission(
     await load(webhookPort, body, 1);
     await load(floorPort, body, 1);
     await load(expressFloorPort, body, 1);
-    const results: { admission: LoadResult; floor: LoadResult; expressFloor: LoadResult }[] = [];
+    const measured: Omit<Record<LoadKind, LoadResult>, 'skipped'>[] = [];
     let rssMb = 0;
     for (let r = 0; r < rounds; r++) {
       const f = await load(floorPort, body, seconds);
       const e = await load(expressFloorPort, body, seconds);
       const a = await peakRssMb(webhook.pid!, load(webhookPort, body, seconds));
       rssMb = Math.max(rssMb, a.rssMb);
-      results.push({ admission: a.value, floor: f, expressFloor: e });
+      measured.push({ admission: a.value, floor: f, expressFloor: e });
     }
-    const pick = (k: 'admission' | 'floor' | 'expressFloor'): LoadResult => ({
+    // After the admission rounds, so the heap these grow does not count towards the admission RSS figure.
+    const results: Record<LoadKind, LoadResult>[] = [];
+    for (const round of measured) results.push({ ...round, skipped: await load(webhookPort, skippedBody, seconds) });
+    const pick = (k: LoadKind): LoadResult => ({
       rps: median(results.map((x) => x[k].rps)),
       p50_ms: median(results.map((x) => x[k].p50_ms)),
       p99_ms: median(results.map((x) => x[k].p99_ms)),
       errors: results.reduce((s, x) => s + x[k].errors, 0),
       non2xx: results.reduce((s, x) => s + x[k].non2xx, 0),
     });
-    return { admission: pick('admission'), floor: pick('floor'), expressFloor: pick('expressFloor'), rssMb, outcomes: await admissionOutcomes(webhookPort), rounds: results };
+    return {
+      admission: pick('admission'),
+      skipped: pick('skipped'),
+      floor: pick('floor'),
+      expressFloor: pick('expressFloor'),
+      rssMb,
+      outcomes: await admissionOutcomes(webhookPort),
+      rounds: results,
+    };
   } finally {
     webhook.kill('SIGTERM');
     floor.kill('SIGTERM');
@@ -312,6 +330,7 @@ async function main(): Promise<void> {
     admission: adm.admission,
     floor: adm.floor,
     expressFloor: adm.expressFloor,
+    skipped: adm.skipped,
     ratios: {
       rps: adm.admission.rps / adm.floor.rps,
       p99: adm.admission.p99_ms / adm.floor.p99_ms,
@@ -333,6 +352,7 @@ async function main(): Promise<void> {
     ['admission p50 / p99 ms', `${adm.admission.p50_ms} / ${adm.admission.p99_ms}`, `p99 <= 2x floor (${(2 * adm.floor.p99_ms).toFixed(1)})`, ok(results.ratios.p99 <= 2)],
     ['floor rps, p50 / p99 ms', `${adm.floor.rps.toFixed(0)}, ${adm.floor.p50_ms} / ${adm.floor.p99_ms}`, 'baseline', ''],
     ['express floor rps, p50 / p99 ms', `${adm.expressFloor.rps.toFixed(0)}, ${adm.expressFloor.p50_ms} / ${adm.expressFloor.p99_ms}`, 'framework share of the gap', ''],
+    ['UPDATE review rps, p50 / p99 ms', `${adm.skipped.rps.toFixed(0)}, ${adm.skipped.p50_ms} / ${adm.skipped.p99_ms}`, 'HTTP edge, no placement', ''],
     ['admission errors / non-2xx', `${adm.admission.errors} / ${adm.admission.non2xx}`, '0 / 0', ok(adm.admission.errors === 0 && adm.admission.non2xx === 0)],
     ...[100, 1000, 10000].map((n): [string, string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)}`, n === 10000 ? 'p99 < 1 ms' : '', n === 10000 ? ok(chooseSlotP99[n]! < 1) : '']),
     ['DCGM parse ms, 8000 GPUs (fresh parser)', `${parse.freshMs.toFixed(1)} (${parse.megabytes.toFixed(1)} MB)`, '< 200 ms', ok(parse.freshMs < 200)],

@@ -58,6 +58,37 @@ describe('injectPod', () => {
     expect(pod.spec?.initContainers).toBeUndefined();
   });
 
+  test('a frozen pod with every field injection writes to injects fine; what it does not change is shared', () => {
+    const full: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'ns', annotations: { team: 'a' }, labels: { app: 'x' } },
+      spec: {
+        containers: [
+          { name: 'app', image: 'app:1', env: [{ name: 'A', value: '1' }], volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+          { name: 'sidecar', image: 'side:1', env: [{ name: 'B', value: '2' }] },
+        ],
+        initContainers: [{ name: 'setup', image: 'setup:1' }],
+        volumes: [{ name: 'data', emptyDir: {} }],
+        nodeSelector: { zone: 'a' },
+        tolerations: [{ key: 'other', operator: 'Exists' }],
+      },
+    };
+    const before = structuredClone(full);
+    const pod = deepFreeze(full);
+    const cfg = injectionConfig({ tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] });
+    const { pod: out } = injectPod(pod, choice, 'rsv-1', ['app'], cfg);
+    expect(pod).toEqual(before);
+    expect(container(out, 'app').env).toHaveLength(6);
+    expect(container(out, 'app').volumeMounts).toHaveLength(3);
+    expect(out.spec?.volumes).toHaveLength(3);
+    expect(out.spec?.tolerations).toHaveLength(2);
+    expect(out.spec?.nodeSelector).toEqual({ zone: 'a', 'kubernetes.io/hostname': 'gpu-node-1' });
+    expect(out.spec?.containers[1]).toBe(pod.spec?.containers[1]);
+    expect(out.spec?.volumes?.[0]).toBe(pod.spec?.volumes?.[0]);
+    expect(buildPatch(pod, out).every((op) => !op.path.startsWith('/spec/containers/1'))).toBe(true);
+  });
+
   test('injects the MPS env into the selected container', () => {
     const { pod, warnings } = injectPod(basePod(), choice, 'rsv-1', ['app'], config);
     expect(container(pod, 'app').env).toEqual([

@@ -12,7 +12,11 @@ import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, Label, SHM_MOUNT_
 import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
 export interface InjectionResult {
-  /** The mutated copy of the pod. */
+  /**
+   * The injected pod: a new object along every path injection writes, sharing everything else
+   * (other containers, the pod's own volumes, managedFields, ...) with the input. Treat both as
+   * immutable.
+   */
   pod: Pod;
   /** Things the pod owner should know: replaced env, kept mounts, a changed node selector. One sentence each. */
   warnings: string[];
@@ -26,7 +30,7 @@ export function injectPod(
   containers: string[],
   config: Config['injection'],
 ): InjectionResult {
-  const out = clonePod(pod);
+  const out = copyWritablePaths(pod, containers);
   const warnings: string[] = [];
   const spec: PodSpec = (out.spec ??= { containers: [] });
 
@@ -66,16 +70,30 @@ export function injectPod(
 }
 
 /**
- * A deep copy of a pod for mutation. Pods are JSON (they arrive as JSON), so a JSON round trip
- * copies them exactly and is several times faster than structuredClone. metadata.managedFields,
- * which injection never touches and which is often the largest part of a pod, is shared with
- * the input instead of copied.
+ * A copy of `pod` that injection can write to without touching the input: new objects and arrays
+ * along each path it changes (metadata, spec, the selected containers with their
+ * env and volumeMounts, volumes, nodeSelector, tolerations); everything else is shared. Injection
+ * replaces or appends entries and never edits one in place, so copying the holders is enough. This
+ * is several times cheaper than a deep copy of the pod, which is most of a pod's size in memory.
  */
-function clonePod(pod: Pod): Pod {
-  const managedFields = pod.metadata?.managedFields;
-  if (managedFields === undefined) return JSON.parse(JSON.stringify(pod)) as Pod;
-  const copy = JSON.parse(JSON.stringify({ ...pod, metadata: { ...pod.metadata, managedFields: undefined } })) as Pod;
-  copy.metadata = { ...copy.metadata, managedFields };
+function copyWritablePaths(pod: Pod, containers: readonly string[]): Pod {
+  // metadata.annotations is replaced as a whole, so metadata itself is the holder to copy.
+  const out: Pod = { ...pod, metadata: { ...pod.metadata } };
+  const spec = pod.spec;
+  if (spec === undefined) return out;
+  const copy: PodSpec = { ...spec };
+  if (Array.isArray(spec.containers)) copy.containers = spec.containers.map((c) => (containers.includes(c.name) ? copyContainer(c) : c));
+  if (spec.volumes !== undefined) copy.volumes = [...spec.volumes];
+  if (spec.nodeSelector !== undefined) copy.nodeSelector = { ...spec.nodeSelector };
+  if (spec.tolerations !== undefined) copy.tolerations = [...spec.tolerations];
+  out.spec = copy;
+  return out;
+}
+
+function copyContainer(container: Container): Container {
+  const copy: Container = { ...container };
+  if (container.env !== undefined) copy.env = [...container.env];
+  if (container.volumeMounts !== undefined) copy.volumeMounts = [...container.volumeMounts];
   return copy;
 }
 

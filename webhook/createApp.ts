@@ -11,6 +11,7 @@ import type { AdmitContext, PodAdmission } from '../admission/admitPod.js';
 import { admitAndCommit } from '../admission/admitAndCommit.js';
 import type { Config } from '../config/schema.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
+import { admissionDeadline } from './admissionDeadline.js';
 import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
 import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
 import { HttpError } from './httpErrors.js';
@@ -152,11 +153,18 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps):
     return { response: allowUnchanged(review.apiVersion, review.uid), outcome: 'skipped', log: { skip: `${review.kind.kind} ${review.operation} is not a Pod CREATE` } };
   }
   const pod = podOf(review);
-  const { admission, attempts } = await admitAndCommit(
-    { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
-    deps.admitContext,
-    { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(deps.config.server.admissionTimeoutMs) },
-  );
+  const deadline = admissionDeadline(deps.config.server.admissionTimeoutMs);
+  let committed;
+  try {
+    committed = await admitAndCommit(
+      { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
+      deps.admitContext,
+      { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: deadline.signal },
+    );
+  } finally {
+    deadline.clear();
+  }
+  const { admission, attempts } = committed;
   if (attempts > 1) deps.metrics.commitConflicts.inc(attempts - 1);
   const podName = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
   const log: Record<string, unknown> = { pod: podName, attempts };

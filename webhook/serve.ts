@@ -15,8 +15,10 @@ import { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
 import { createWebhookApp } from './createApp.js';
+import { mergedInventory } from './mergedInventory.js';
 import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
+import { sweepExpiredReservations } from './sweepExpiredReservations.js';
 import { createWebhookMetrics } from './webhookMetrics.js';
 
 export interface ServeHandle {
@@ -59,7 +61,9 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   if (config.metrics.source === 'discovery' && !config.cluster.enabled) metricsSourceFor(config, null);
 
   let store: ReservationStore = new LocalReservationStore();
-  let clusterNodes: () => GpuInventory['nodes'] = () => ({});
+  // One object for "no cluster nodes", so the merged inventory is not rebuilt for every admission.
+  const noClusterNodes: GpuInventory['nodes'] = Object.freeze({});
+  let clusterNodes: () => GpuInventory['nodes'] = () => noClusterNodes;
   let clusterReady: () => boolean = () => true;
   let stopCluster: () => Promise<void> = async () => {};
   let certificatesReady: Promise<void> = Promise.resolve();
@@ -93,18 +97,9 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   });
   refresher.start();
 
-  const inventory = (): GpuInventory => {
-    const inv = refresher.current();
-    return { ...inv, nodes: { ...inv.nodes, ...clusterNodes() } };
-  };
+  const inventory = mergedInventory(() => refresher.current(), () => clusterNodes());
   // In cluster mode the integration expires reservations (and their durable records) itself.
-  const expiry = config.cluster.enabled
-    ? undefined
-    : setInterval(() => {
-        const expired = ledger.expire(now());
-        if (expired.length > 0) logger.info({ expired: expired.map((r) => ({ id: r.id, pod: r.podKey })) }, 'released unconfirmed reservations past their TTL');
-      }, 5000);
-  expiry?.unref();
+  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now);
 
   const metrics = createWebhookMetrics({ inventory, ledger, now });
   let draining = false;
@@ -136,7 +131,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     server = running;
   } catch (err) {
     refresher.stop();
-    clearInterval(expiry);
+    expiry?.stop();
     await stopCluster();
     throw err;
   }
@@ -149,7 +144,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
       draining = true;
       await running.drain(config.server.shutdownGraceSeconds * 1000);
       refresher.stop();
-      clearInterval(expiry);
+      expiry?.stop();
       await stopCluster();
       logger.info('shutdown complete');
     })();

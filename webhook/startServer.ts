@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ReloadingKeyPair } from '../certs/reloadingKeyPair.js';
 import type { WebhookApp } from './createApp.js';
+import { expressMessageClasses } from './expressMessageClasses.js';
 
 export interface RunningServer {
   server: https.Server;
@@ -24,6 +25,8 @@ export async function startHttpsServer(
   const pem = await keyPair.load();
   const server = https.createServer(
     {
+      // Requests and responses born with express's prototypes: see expressMessageClasses.
+      ...expressMessageClasses(webhook.app),
       cert: pem.certPem,
       key: pem.keyPem,
       minVersion: 'TLSv1.2',
