@@ -320,6 +320,19 @@ describe('injectPod', () => {
     expect(warnings).toHaveLength(4); // thread percentage, visible devices, client priority, node selector
   });
 
+  test('own "__proto__" keys of a parsed pod stay plain keys, as in the input', () => {
+    const pod = JSON.parse(
+      '{"metadata":{"name":"p","__proto__":{"x":1},"annotations":{"__proto__":"a"}},"spec":{"__proto__":{"y":2},"containers":[{"name":"app","__proto__":{"z":3}}]}}',
+    ) as Pod;
+    const { pod: out } = injectPod(pod, choice, 'rsv-1', ['app'], config);
+    expect(Object.getPrototypeOf(out.metadata)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(out.metadata, '__proto__')?.value).toEqual({ x: 1 });
+    expect(Object.getOwnPropertyDescriptor(out.metadata?.annotations, '__proto__')?.value).toBe('a');
+    expect(Object.getOwnPropertyDescriptor(out.spec, '__proto__')?.value).toEqual({ y: 2 });
+    expect(Object.getOwnPropertyDescriptor(container(out, 'app'), '__proto__')?.value).toEqual({ z: 3 });
+    expect(Object.getPrototypeOf(container(out, 'app'))).toBe(Object.prototype);
+  });
+
   test('a pod without spec or metadata gets both', () => {
     const { pod } = injectPod({}, choice, 'rsv-1', [], config);
     expect(pod.spec?.initContainers?.[0]?.name).toBe(INIT_CONTAINER_NAME);
