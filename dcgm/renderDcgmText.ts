@@ -54,9 +54,9 @@ function labelBlock(pairs: ReadonlyArray<readonly [string, string]>): string {
   return `{${pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
 }
 
-/** The label block(s) of one GPU: one per pod on it (Kubernetes mapping), or one without pod labels. */
-function gpuLabelBlocks(gpu: GpuSample, hostLabel: string, driverVersion: string): string[] {
-  const device: Array<readonly [string, string]> = [
+/** The labels dcgm-exporter puts on every series of a GPU. */
+function deviceLabels(gpu: GpuSample, hostLabel: string, driverVersion: string): Array<readonly [string, string]> {
+  return [
     [DcgmLabel.Gpu, String(gpu.index)],
     [DcgmLabel.Uuid, gpu.uuid],
     [DcgmLabel.PciBusId, gpu.pciBusId ?? ''],
@@ -65,6 +65,11 @@ function gpuLabelBlocks(gpu: GpuSample, hostLabel: string, driverVersion: string
     [hostLabel, gpu.node],
     [DcgmLabel.DriverVersion, driverVersion],
   ];
+}
+
+/** The label block(s) of one GPU: one per pod on it (Kubernetes mapping), or one without pod labels. */
+function gpuLabelBlocks(gpu: GpuSample, hostLabel: string, driverVersion: string): string[] {
+  const device = deviceLabels(gpu, hostLabel, driverVersion);
   if (gpu.pods.length === 0) return [labelBlock(device)];
   return gpu.pods.map((p) =>
     labelBlock([
@@ -80,13 +85,7 @@ function gpuLabelBlocks(gpu: GpuSample, hostLabel: string, driverVersion: string
 /** Labels of a MIG instance series of a GPU. */
 function migInstanceBlock(gpu: GpuSample, hostLabel: string, driverVersion: string): string {
   return labelBlock([
-    [DcgmLabel.Gpu, String(gpu.index)],
-    [DcgmLabel.Uuid, gpu.uuid],
-    [DcgmLabel.PciBusId, gpu.pciBusId ?? ''],
-    [DcgmLabel.Device, `nvidia${gpu.index}`],
-    [DcgmLabel.ModelName, gpu.model],
-    [hostLabel, gpu.node],
-    [DcgmLabel.DriverVersion, driverVersion],
+    ...deviceLabels(gpu, hostLabel, driverVersion),
     [DcgmLabel.MigProfile, MIG_PROFILE],
     [DcgmLabel.MigInstanceId, '0'],
   ]);
