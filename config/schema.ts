@@ -70,6 +70,8 @@ export const configSchema = z
         policy: z.enum(['binpack', 'spread']).default('binpack'),
         maxMetricsAgeSeconds: z.number().positive().default(90),
         memorySafetyMarginMiB: z.number().int().min(0).default(1024),
+        /** A reservation is taken as inside a GPU sample only once its pod's GPU containers ran this long before the sample (image pull and model load come first). */
+        observeAfterRunningSeconds: z.number().min(0).default(300),
         maxClientsPerGpu: z.number().int().min(1).max(48).default(48),
         maxThreadPercentSum: z.number().int().min(1).max(1000).default(200),
         minThreadPercent: z.number().int().min(1).max(100).default(10),

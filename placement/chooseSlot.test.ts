@@ -66,8 +66,10 @@ function ledgerOf(): ReservationLedger {
 function ledgerWith(...held: Array<[string, number, number]>): ReservationLedger {
   const ledger = ledgerOf();
   held.forEach(([gpuUuid, memoryMiB, threadPercent], i) => {
-    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority: 'low' }, NOW - 60_000);
-    ledger.confirm(r.id, NOW - 60_000);
+    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority: 'low' }, NOW - 3_600_000);
+    ledger.confirm(r.id, NOW - 3_600_000);
+    // Long-running pods: every sample taken now already shows their memory.
+    ledger.markRunning(r.id, NOW - 3_500_000);
   });
   return ledger;
 }
@@ -159,44 +161,80 @@ describe('chooseSlot: memory', () => {
   });
 
   describe('reservations the sample cannot show yet count on top of observed use', () => {
-    // 20Gi observed (a process the webhook did not place); samples are 5s old.
+    // 20Gi observed (a process the webhook did not place); samples are 5s old (taken at NOW - 5s).
     const shared = () => gpu({ memory: memory(H100_MIB, 20 * GIB) });
+    const SAMPLED = NOW - 5_000;
+    const WARM_UP = defaultConfig().placement.observeAfterRunningSeconds * 1000;
     const reserve = (ledger: ReservationLedger, atMs: number, memoryMiB: number) =>
       ledger.reserve({ podKey: `ml/p-${atMs}`, node: 'node-a', gpuUuid: 'GPU-node-a-0', memoryMiB, threadPercent: 10, priority: 'low' }, atMs);
+    const fitsExactly = (ledger: LedgerView, roomMiB: number) => {
+      expect(choose([shared()], { ledger, req: { memoryMiB: roomMiB } }).ok).toBe(true);
+      expect(choose([shared()], { ledger, req: { memoryMiB: roomMiB + 1 } }).ok).toBe(false);
+    };
 
     test('pending reservations (their pods do not exist yet)', () => {
       // room = 80Gi - (20Gi + 30Gi) - 1Gi = 29Gi
       const ledger = ledgerOf();
       reserve(ledger, NOW - 60_000, 30 * GIB);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 29 * GIB } }).ok).toBe(true);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 29 * GIB + 1 } }).ok).toBe(false);
+      fitsExactly(ledger, 29 * GIB);
     });
 
-    test('confirmed reservations made after the sample', () => {
+    test('confirmed reservations whose pods exist but are not running, however old the pod (scheduling, image pull)', () => {
       const ledger = ledgerOf();
-      ledger.confirm(reserve(ledger, NOW - 1_000, 30 * GIB).id, NOW - 1_000);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 29 * GIB } }).ok).toBe(true);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 29 * GIB + 1 } }).ok).toBe(false);
+      ledger.confirm(reserve(ledger, NOW - 600_000, 30 * GIB).id, NOW - 600_000);
+      fitsExactly(ledger, 29 * GIB);
     });
 
-    test('but not confirmed reservations made before the sample, which it may already show', () => {
+    test('running reservations whose pods started less than the warm-up before the sample (model still loading)', () => {
+      const ledger = ledgerOf();
+      const r = reserve(ledger, NOW - 900_000, 30 * GIB);
+      ledger.confirm(r.id, NOW - 900_000);
+      ledger.markRunning(r.id, SAMPLED - WARM_UP + 1);
+      fitsExactly(ledger, 29 * GIB);
+    });
+
+    test('but not running reservations whose pods ran for the warm-up before the sample, which it shows', () => {
       // max(20Gi observed, 10Gi reserved): room = 80Gi - 20Gi - 1Gi = 59Gi
       const ledger = ledgerOf();
-      ledger.confirm(reserve(ledger, NOW - 60_000, 10 * GIB).id, NOW - 60_000);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 59 * GIB } }).ok).toBe(true);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 59 * GIB + 1 } }).ok).toBe(false);
+      const r = reserve(ledger, NOW - 900_000, 10 * GIB);
+      ledger.confirm(r.id, NOW - 900_000);
+      ledger.markRunning(r.id, SAMPLED - WARM_UP);
+      fitsExactly(ledger, 59 * GIB);
     });
 
-    test('a mix: old confirmed ones under max(), new ones on top', () => {
-      // old 25Gi confirmed, new 5Gi pending: max(20Gi + 5Gi, 30Gi) = 30Gi; room = 49Gi
+    test('a restart starts the warm-up again', () => {
       const ledger = ledgerOf();
-      ledger.confirm(reserve(ledger, NOW - 60_000, 25 * GIB).id, NOW - 60_000);
+      const r = reserve(ledger, NOW - 900_000, 10 * GIB);
+      ledger.confirm(r.id, NOW - 900_000);
+      ledger.markRunning(r.id, NOW - 800_000);
+      fitsExactly(ledger, 59 * GIB);
+      ledger.markRunning(r.id, null); // crash-looping
+      fitsExactly(ledger, 49 * GIB);
+      ledger.markRunning(r.id, NOW - 10_000); // restarted 10 s ago
+      fitsExactly(ledger, 49 * GIB);
+    });
+
+    test('the warm-up is configurable; 0 takes a pod as visible from the moment it runs', () => {
+      const ledger = ledgerOf();
+      const r = reserve(ledger, NOW - 900_000, 10 * GIB);
+      ledger.confirm(r.id, NOW - 900_000);
+      ledger.markRunning(r.id, SAMPLED);
+      expect(choose([shared()], { ledger, req: { memoryMiB: 59 * GIB }, config: { observeAfterRunningSeconds: 0 } }).ok).toBe(true);
+      expect(choose([shared()], { ledger, req: { memoryMiB: 59 * GIB } }).ok).toBe(false);
+    });
+
+    test('a mix: warmed-up ones under max(), the rest on top', () => {
+      // warmed-up 25Gi, pending 5Gi, confirmed-not-running 3Gi: max(20Gi + 8Gi, 33Gi) = 33Gi; room = 46Gi
+      const ledger = ledgerOf();
+      const old = reserve(ledger, NOW - 900_000, 25 * GIB);
+      ledger.confirm(old.id, NOW - 900_000);
+      ledger.markRunning(old.id, NOW - 800_000);
       reserve(ledger, NOW - 1_000, 5 * GIB);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 49 * GIB } }).ok).toBe(true);
-      expect(choose([shared()], { ledger, req: { memoryMiB: 49 * GIB + 1 } }).ok).toBe(false);
+      ledger.confirm(reserve(ledger, NOW - 100_000, 3 * GIB).id, NOW - 100_000);
+      fitsExactly(ledger, 46 * GIB);
       // and the same through a plain LedgerView
       const view: LedgerView = { onGpu: (uuid, now) => ledger.onGpu(uuid, now) };
-      expect(choose([shared()], { ledger: view, req: { memoryMiB: 49 * GIB + 1 } }).ok).toBe(false);
+      fitsExactly(view, 46 * GIB);
     });
   });
 

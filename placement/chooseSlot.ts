@@ -6,13 +6,14 @@
  * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
  * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
  */
-import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
 import type { ExclusionTally } from './describeDecision.js';
 import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, memoryShare } from './threadPercent.js';
 import { ReservationLedger, sumReservations } from './ledger.js';
+import { committedMiB } from './memoryAccounting.js';
 import type { GpuReservationTotals } from './ledger.js';
-import { Exclusion, PlacementPolicy, Priority, ReservationState } from './types.js';
+import { Exclusion, PlacementPolicy, Priority } from './types.js';
 import type { LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 
 /**
@@ -37,24 +38,6 @@ function sumsReader(ledger: LedgerView, gpus: readonly GpuSample[], nowMs: numbe
     };
   }
   return (_position, uuid) => sumReservations(ledger.onGpu(uuid, nowMs));
-}
-
-/**
- * Memory the GPU carries: max(observed used, sum of reservations) as the design states, with
- * the reservations its sample cannot include yet added to the observed figure: pending ones
- * (their pods do not exist) and ones made after the sample was taken. So a burst of admissions
- * between two scrapes never reuses the same free memory, even beside work the webhook did not place.
- */
-function committedMiBOf(memory: GpuMemory, sums: GpuReservationTotals, sampledAtMs: number): number {
-  if (sums.clients === 0) return memory.usedMiB;
-  let unobservedMiB = sums.pendingMemoryMiB;
-  if (sums.latestConfirmedCreatedAtMs > sampledAtMs) {
-    unobservedMiB = 0;
-    for (const r of sums.reservations) {
-      if (r.state === ReservationState.Pending || r.createdAtMs > sampledAtMs) unobservedMiB += r.memoryMiB;
-    }
-  }
-  return Math.max(memory.usedMiB + unobservedMiB, sums.memoryMiB);
 }
 
 function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefined {
@@ -135,6 +118,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   const excludeHot = config.hotGpuAction === 'exclude';
   const hotPenalty = HOT_PENALTY[request.priority];
   const marginMiB = config.memorySafetyMarginMiB;
+  const observeAfterMs = config.observeAfterRunningSeconds * 1000;
   const maxClients = config.maxClientsPerGpu;
   const maxThreadSum = config.maxThreadPercentSum;
   const hotUtil = config.hotUtilPercent;
@@ -223,7 +207,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     if (observedRoomMiB < request.memoryMiB) {
       counts[Exclusion.Memory]++;
       if (observedRoomMiB > tally.shortOfMemoryRoomMiB) {
-        const roomMiB = memory.totalMiB - committedMiBOf(memory, readSums(i, gpu.uuid), gpu.sampledAtMs) - marginMiB;
+        const roomMiB = memory.totalMiB - committedMiB(memory, readSums(i, gpu.uuid), gpu.sampledAtMs, observeAfterMs) - marginMiB;
         if (roomMiB > tally.shortOfMemoryRoomMiB) {
           tally.shortOfMemoryRoomMiB = roomMiB;
           tally.shortOfMemory = gpu;
@@ -233,8 +217,8 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     }
 
     const sums = readSums(i, gpu.uuid);
-    const committedMiB = committedMiBOf(memory, sums, gpu.sampledAtMs);
-    const roomMiB = memory.totalMiB - committedMiB - marginMiB;
+    const committed = committedMiB(memory, sums, gpu.sampledAtMs, observeAfterMs);
+    const roomMiB = memory.totalMiB - committed - marginMiB;
     if (roomMiB < request.memoryMiB) {
       counts[Exclusion.Memory]++;
       if (roomMiB > tally.shortOfMemoryRoomMiB) {
@@ -272,7 +256,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     }
 
     // Capacity already committed on the GPU, 0..1 (memory or compute, whichever is fuller).
-    const memoryLoad = memory.totalMiB > 0 ? committedMiB / memory.totalMiB : 1;
+    const memoryLoad = memory.totalMiB > 0 ? committed / memory.totalMiB : 1;
     const computeLoad = sums.threadPercent / maxThreadSum;
     const allocated = memoryLoad > computeLoad ? memoryLoad : computeLoad;
     let score: number;

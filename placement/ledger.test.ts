@@ -67,7 +67,7 @@ describe('ReservationLedger.reserve', () => {
     expect(ledger.onGpu('GPU-unknown', NOW)).toEqual([]);
   });
 
-  test('tracks pending memory, the newest confirmed reservation and the next expiry per GPU', () => {
+  test('tracks the earliest and latest running start and the next expiry per GPU', () => {
     const ledger = ledgerOf();
     const a = ledger.reserve(input({ memoryMiB: 1000 }), NOW);
     const b = ledger.reserve(input({ podKey: 'ml/pod-b', memoryMiB: 2000 }), NOW + 10);
@@ -76,17 +76,33 @@ describe('ReservationLedger.reserve', () => {
       memoryMiB: 7000,
       threadPercent: 75,
       clients: 3,
-      pendingMemoryMiB: 7000,
-      latestConfirmedCreatedAtMs: -Infinity,
+      earliestRunningSinceMs: Infinity,
+      latestRunningSinceMs: Infinity,
       nextExpiryMs: NOW + TTL,
       reservations: [a, b, c],
     });
     ledger.confirm(b.id, NOW + 30);
     ledger.confirm(c.id, NOW + 30);
-    expect(ledger.totals('GPU-a0', NOW + 30)).toMatchObject({ memoryMiB: 7000, clients: 3, pendingMemoryMiB: 1000, latestConfirmedCreatedAtMs: NOW + 20, nextExpiryMs: NOW + TTL });
-    ledger.release(c.id);
+    // Confirmed is not running: the pods exist, nothing runs yet.
+    expect(ledger.totals('GPU-a0', NOW + 30)).toMatchObject({ memoryMiB: 7000, clients: 3, earliestRunningSinceMs: Infinity, nextExpiryMs: NOW + TTL });
+    expect(ledger.markRunning(b.id, NOW + 40)).toBe(true);
+    expect(ledger.markRunning(c.id, NOW + 50)).toBe(true);
+    expect(ledger.totals('GPU-a0', NOW + 60)).toMatchObject({ earliestRunningSinceMs: NOW + 40, latestRunningSinceMs: Infinity });
     ledger.release(a.id);
-    expect(ledger.totals('GPU-a0', NOW + 30)).toMatchObject({ memoryMiB: 2000, pendingMemoryMiB: 0, latestConfirmedCreatedAtMs: NOW + 10, nextExpiryMs: Infinity });
+    expect(ledger.totals('GPU-a0', NOW + 60)).toMatchObject({ memoryMiB: 6000, earliestRunningSinceMs: NOW + 40, latestRunningSinceMs: NOW + 50, nextExpiryMs: Infinity });
+    ledger.markRunning(c.id, null);
+    expect(ledger.totals('GPU-a0', NOW + 60)).toMatchObject({ earliestRunningSinceMs: NOW + 40, latestRunningSinceMs: Infinity });
+    expect(ledger.markRunning('unknown', NOW)).toBe(false);
+  });
+
+  test('restoring a reservation from a durable record keeps the running start the pod watch reported', () => {
+    const ledger = ledgerOf();
+    ledger.restore(stored());
+    ledger.markRunning('restored-1', NOW - 30_000);
+    ledger.restore(stored());
+    expect(ledger.get('restored-1')?.runningSinceMs).toBe(NOW - 30_000);
+    ledger.restore(stored({ runningSinceMs: null }));
+    expect(ledger.get('restored-1')?.runningSinceMs).toBeNull();
   });
 
   test('totals are snapshots: one taken earlier does not change', () => {

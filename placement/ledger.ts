@@ -12,6 +12,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ReservationState } from './types.js';
+import { runningSinceOf } from './memoryAccounting.js';
+import type { ReservedMemory } from './memoryAccounting.js';
 import type { LedgerView, Priority, Reservation } from './types.js';
 
 /** What a caller asks the ledger to hold. */
@@ -28,14 +30,13 @@ export interface ReservationInput {
  * The live reservations of one GPU and their sums: an immutable snapshot, replaced (never
  * edited) whenever the GPU's reservations change.
  */
-export interface GpuReservationTotals {
+export interface GpuReservationTotals extends ReservedMemory {
   readonly memoryMiB: number;
   readonly threadPercent: number;
   readonly clients: number;
-  /** Memory of the pending ones: their pods do not exist yet, so no GPU metric can show their use. */
-  readonly pendingMemoryMiB: number;
-  /** Newest createdAtMs among the confirmed ones; -Infinity when none. */
-  readonly latestConfirmedCreatedAtMs: number;
+  /** Earliest and latest runningSinceMs (Infinity for a pod not running): placement's warm-up test is O(1) when all or none are visible. */
+  readonly earliestRunningSinceMs: number;
+  readonly latestRunningSinceMs: number;
   /** When the next pending one expires; Infinity when none can. */
   readonly nextExpiryMs: number;
   readonly reservations: readonly Reservation[];
@@ -67,8 +68,8 @@ const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
   memoryMiB: 0,
   threadPercent: 0,
   clients: 0,
-  pendingMemoryMiB: 0,
-  latestConfirmedCreatedAtMs: -Infinity,
+  earliestRunningSinceMs: Infinity,
+  latestRunningSinceMs: -Infinity,
   nextExpiryMs: Infinity,
   reservations: NO_RESERVATIONS,
 });
@@ -87,14 +88,15 @@ function expiryOf(reservation: Reservation): number {
 export function sumReservations(reservations: readonly Reservation[]): GpuReservationTotals {
   let memoryMiB = 0;
   let threadPercent = 0;
-  let pendingMemoryMiB = 0;
-  let latestConfirmedCreatedAtMs = -Infinity;
+  let earliestRunningSinceMs = Infinity;
+  let latestRunningSinceMs = -Infinity;
   let nextExpiryMs = Infinity;
   for (const r of reservations) {
     memoryMiB += r.memoryMiB;
     threadPercent += r.threadPercent;
-    if (r.state === ReservationState.Pending) pendingMemoryMiB += r.memoryMiB;
-    else if (r.createdAtMs > latestConfirmedCreatedAtMs) latestConfirmedCreatedAtMs = r.createdAtMs;
+    const since = runningSinceOf(r);
+    if (since < earliestRunningSinceMs) earliestRunningSinceMs = since;
+    if (since > latestRunningSinceMs) latestRunningSinceMs = since;
     const expiry = expiryOf(r);
     if (expiry < nextExpiryMs) nextExpiryMs = expiry;
   }
@@ -102,8 +104,8 @@ export function sumReservations(reservations: readonly Reservation[]): GpuReserv
     memoryMiB,
     threadPercent,
     clients: reservations.length,
-    pendingMemoryMiB,
-    latestConfirmedCreatedAtMs,
+    earliestRunningSinceMs,
+    latestRunningSinceMs,
     nextExpiryMs,
     reservations,
   });
@@ -193,6 +195,20 @@ export class ReservationLedger implements LedgerView {
     return true;
   }
 
+  /**
+   * What the pod watch says of the pod's GPU containers: running without a restart since
+   * runningSinceMs, or null while any of them is not running (pending, pulling, restarting).
+   * False when the id is unknown. A changed start time (a restart) starts the warm-up again.
+   */
+  markRunning(id: string, runningSinceMs: number | null): boolean {
+    const current = this.byId.get(id);
+    if (current === undefined) return false;
+    if ((current.runningSinceMs ?? null) === runningSinceMs) return true;
+    this.remove(current);
+    this.add(Object.freeze({ ...current, runningSinceMs }));
+    return true;
+  }
+
   /** Drop one reservation (its pod ended, or the admission was abandoned). */
   release(id: string): Reservation | null {
     const current = this.byId.get(id);
@@ -240,7 +256,9 @@ export class ReservationLedger implements LedgerView {
     }
     const existing = this.byId.get(reservation.id);
     if (existing !== undefined) this.remove(existing);
-    this.add(Object.freeze({ ...reservation }));
+    // A durable record knows nothing of the pod's containers: keep what the pod watch reported.
+    const runningSinceMs = reservation.runningSinceMs !== undefined ? reservation.runningSinceMs : (existing?.runningSinceMs ?? null);
+    this.add(Object.freeze({ ...reservation, runningSinceMs }));
   }
 
   /** The stored reservation with this id (even one past expiry that expire() has not dropped yet), or null. */

@@ -31,6 +31,12 @@ export interface PlacementConfig {
   maxMetricsAgeSeconds: number;
   /** Memory kept free on every GPU for the MPS server and CUDA contexts, MiB. */
   memorySafetyMarginMiB: number;
+  /**
+   * Warm-up: a reservation counts as visible in a GPU sample only when its pod's GPU containers
+   * had been running this long when the sample was taken; until then its whole memory is added
+   * on top of the observed use (docs/adr/0002-placement.md).
+   */
+  observeAfterRunningSeconds: number;
   /** MPS client cap per GPU (48 on Volta and newer). */
   maxClientsPerGpu: number;
   /** Upper bound on the sum of granted thread percentages per GPU (100 = no oversubscription). */
@@ -110,6 +116,14 @@ export interface Reservation {
   createdAtMs: number;
   /** Pending reservations expire at this time unless confirmed (the pod never appeared). */
   expiresAtMs: number | null;
+  /**
+   * Since when every GPU container of the pod has been running without a restart, epoch ms,
+   * from the pod watch's container statuses; null (or absent) while the pod is pending,
+   * unscheduled, pulling images, crash-looping or restarting. Placement takes the reservation
+   * as visible in a GPU sample only once its pod has been running for the warm-up period
+   * (`placement.observeAfterRunningSeconds`) before that sample was taken.
+   */
+  runningSinceMs?: number | null;
 }
 
 /** What placement reads from the ledger. */
