@@ -9,6 +9,7 @@ import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
 import type { Reservation } from '../placement/types.js';
 import { admitAndCommit } from './admitAndCommit.js';
+import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import type { AdmitContext } from './admitPod.js';
 import { DRY_RUN_RESERVATION, admitPod } from './admitPod.js';
 
@@ -26,7 +27,7 @@ const pod = (annotations: Record<string, string> = {}, labels: Record<string, st
   spec: { containers: [{ name: 'main', image: 'x' }] },
 });
 
-const context = (config: Config, gpus: GpuSample[], ledger = new ReservationLedger({ ttlMs: 60_000 })): AdmitContext => ({ config, inventory: inventory(gpus), ledger, nowMs: NOW });
+const context = (config: Config, gpus: GpuSample[], ledger = new ReservationLedger({ ttlMs: 60_000 })): AdmitContext => ({ config, inventory: inventory(gpus), ledger, nowMs: NOW, keys: TEST_KEY_RING });
 
 test('a fitting pod is mutated, reserved, and its patch reproduces the mutated pod', () => {
   const ctx = context(buildConfig({}), [gpu('a', 0)]);

@@ -14,6 +14,11 @@ import type { Reservation, SlotChoice } from '../placement/types.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
+import type { PodIntent, RecordedDecision } from '../injector/readSlotRequest.js';
+import { DRY_RUN_RESERVATION, RECORD_ANNOTATIONS, podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
+import type { DecisionKeyRing } from '../domain/decisionRecord.js';
+import { Label } from '../injector/names.js';
+import { ReservationState } from '../placement/types.js';
 
 export const AdmissionOutcome = {
   /** Allowed with a patch (possibly empty for an already-injected pod). */
@@ -47,16 +52,17 @@ export interface AdmitContext {
   inventory: GpuInventory;
   ledger: ReservationLedger;
   nowMs: number;
+  /** Keys that seal new decisions and verify recorded ones (shared by every replica). */
+  keys: DecisionKeyRing;
 }
 
-/** Reservation id written on dry-run admissions, where nothing is reserved. */
-export const DRY_RUN_RESERVATION = 'dry-run';
+export { DRY_RUN_RESERVATION };
 
 export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
   const { config } = ctx;
-  let intent;
+  let intent: PodIntent;
   try {
-    intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config });
+    intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
   } catch (err) {
     if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
     throw err;
@@ -64,18 +70,32 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
 
   if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
 
+  const warnings: string[] = [];
   if (intent.kind === 'reinject') {
-    const { choice, reservationId, containers } = intent.recorded;
-    const injected = injectPod(req.pod, choice, reservationId, containers, config.injection);
-    return {
-      outcome: AdmissionOutcome.Mutated,
-      patch: buildPatch(req.pod, injected.pod),
-      mutated: injected.pod,
-      warnings: injected.warnings,
-      choice,
-      reservation: null,
-      reinjected: true,
-    };
+    const { choice, reservationId, containers, issuedAtMs } = intent.recorded;
+    const replay = replayedDecision(intent.recorded, ctx);
+    if (replay === null) {
+      const injected = injectPod(req.pod, choice, reservationId, containers, config.injection);
+      return {
+        outcome: AdmissionOutcome.Mutated,
+        patch: buildPatch(req.pod, injected.pod),
+        mutated: injected.pod,
+        warnings: injected.warnings,
+        choice,
+        reservation: null,
+        reinjected: true,
+      };
+    }
+    warnings.push(`mps-injector placed this pod afresh: its sealed decision (reservation ${reservationId}, issued ${new Date(issuedAtMs).toISOString()}) ${replay}`);
+    try {
+      intent = readSlotRequest(withoutRecord(req.pod), { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
+    } catch (err) {
+      if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
+      throw err;
+    }
+    if (intent.kind !== 'place') return { outcome: AdmissionOutcome.Skipped, reason: intent.kind === 'skip' ? intent.reason : 'already injected' };
+  } else if (intent.forged !== null) {
+    warnings.push(`mps-injector ignored the decision this pod claimed and placed it afresh, replacing those annotations: ${intent.forged}. Only the webhook records decisions; remove them from the pod template.`);
   }
 
   const { decision, reservation } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun });
@@ -92,14 +112,57 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
   }
 
   const reservationId = reservation?.id ?? DRY_RUN_RESERVATION;
-  const injected = injectPod(req.pod, decision, reservationId, intent.containers, config.injection);
+  const seal =
+    reservation === null
+      ? undefined
+      : sealDecision(
+          {
+            pod: podIdentityOf(req.pod, req.namespace),
+            reservationId,
+            node: decision.node,
+            gpuUuid: decision.gpuUuid,
+            gpuIndex: decision.gpuIndex,
+            threadPercent: decision.threadPercent,
+            memoryLimitMiB: decision.memoryLimitMiB,
+            priority: decision.priority,
+            containers: intent.containers,
+            issuedAtMs: ctx.nowMs,
+          },
+          ctx.keys,
+        );
+  const injected = injectPod(req.pod, decision, reservationId, intent.containers, config.injection, seal);
   return {
     outcome: AdmissionOutcome.Mutated,
     patch: buildPatch(req.pod, injected.pod),
     mutated: injected.pod,
-    warnings: injected.warnings,
+    warnings: [...warnings, ...injected.warnings],
     choice: decision,
     reservation,
     reinjected: false,
   };
+}
+
+/**
+ * Why a verified decision on a pod being created must not be honoured as a reinvocation, or
+ * null when it may. A reinvocation comes within the same API request, seconds after the
+ * decision was issued; a sealed decision that is older, or whose reservation is already held
+ * by a pod the API server created, was copied onto this pod.
+ */
+function replayedDecision(recorded: RecordedDecision, ctx: AdmitContext): string | null {
+  const ageS = (ctx.nowMs - recorded.issuedAtMs) / 1000;
+  const windowS = ctx.config.decisions.reinvocationWindowSeconds;
+  if (ageS > windowS) return `is ${Math.round(ageS)}s old, beyond the ${windowS}s in which a reinvocation comes, so it was copied from another pod`;
+  if (ageS < -windowS) return `was issued ${Math.round(-ageS)}s in the future`;
+  const held = ctx.ledger.get(recorded.reservationId);
+  if (held !== null && held.state === ReservationState.Confirmed) return `belongs to pod ${held.podKey}, which already exists`;
+  return null;
+}
+
+/** The pod without the record annotations and the injected label, to place afresh. */
+function withoutRecord(pod: Pod): Pod {
+  const annotations = { ...(pod.metadata?.annotations ?? {}) };
+  for (const name of RECORD_ANNOTATIONS) delete annotations[name];
+  const labels = { ...(pod.metadata?.labels ?? {}) };
+  delete labels[Label.Injected];
+  return { ...pod, metadata: { ...pod.metadata, annotations, labels } };
 }

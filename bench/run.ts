@@ -21,6 +21,7 @@ import { buildConfig, defaultConfig } from '../config/schema.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { readSlotRequest } from '../injector/readSlotRequest.js';
+import { randomKeyRing } from '../domain/decisionRecord.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import { DcgmTextParser, parseDcgmText } from '../dcgm/parseDcgmText.js';
@@ -245,6 +246,7 @@ async function benchPipelineStages(calls: number): Promise<Record<string, number
   const config = buildConfig({ placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 } });
   const inventory: GpuInventory = { gpus: syntheticGpus(100, 8, nowMs), nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
   const ledger = new ReservationLedger({ ttlMs: 10_000 });
+  const keys = randomKeyRing();
   const text = (await readFile(path.join(repoRoot, 'e2e/testdata/v1-pod-create-kubectl.json.txt'), 'utf8')).split('\n').slice(1).join('\n');
   const pod = (JSON.parse(text) as { request: { object: Pod } }).request.object;
   pod.metadata!.annotations = { ...pod.metadata!.annotations, 'mps-injector.io/gpu-memory': '512Mi' };
@@ -257,13 +259,13 @@ async function benchPipelineStages(calls: number): Promise<Record<string, number
   };
   for (let i = 0; i < calls; i++) {
     time('jsonParse', () => JSON.parse(text) as unknown);
-    const intent = time('readSlotRequest', () => readSlotRequest(pod, { namespace: 'ns', requestUid: `u-${i}`, config }));
+    const intent = time('readSlotRequest', () => readSlotRequest(pod, { namespace: 'ns', requestUid: `u-${i}`, config, keys }));
     if (intent.kind !== 'place') throw new Error(`bench pod not placed: ${intent.kind}`);
     const { decision, reservation } = time('reserveSlot', () => reserveSlot(inventory, ledger, intent.request, config.placement, nowMs, { dryRun: false }));
     if (!decision.ok) throw new Error(decision.reason);
     const injected = time('injectPod', () => injectPod(pod, decision, reservation?.id ?? '', intent.containers, config.injection));
     time('buildPatch', () => buildPatch(pod, injected.pod));
-    time('admitPod', () => admitPod({ pod, namespace: 'ns', requestUid: `v-${i}`, dryRun: false }, { config, inventory, ledger, nowMs }));
+    time('admitPod', () => admitPod({ pod, namespace: 'ns', requestUid: `v-${i}`, dryRun: false }, { config, inventory, ledger, nowMs, keys }));
   }
   return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(median(v).toFixed(1))]));
 }

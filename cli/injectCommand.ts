@@ -16,6 +16,7 @@ import { ReservationLedger } from '../placement/ledger.js';
 import { CliError } from './cliError.js';
 import { loadConfigFile } from './loadConfigFile.js';
 import { readPods } from './readPods.js';
+import { loadDecisionKeyRing } from '../webhook/decisionKeys.js';
 
 export interface InjectOptions {
   file: string;
@@ -63,6 +64,7 @@ export async function runInject(opts: InjectOptions, io: { stdin: () => Promise<
   const pods = readPods(await readInput(opts.file, io.stdin), opts.file === '-' ? 'standard input' : opts.file);
   const inventory = await loadInventory(opts.metrics, io.nowMs, opts.metricsAgeFromFile === true);
   const ledger = new ReservationLedger({ ttlMs: config.reservations.ttlSeconds * 1000 });
+  const keys = await loadDecisionKeyRing(config);
   const stderr: string[] = [];
   if (inventory.skippedLines > 0) stderr.push(`metrics: skipped ${inventory.skippedLines} malformed line(s) in ${opts.metrics}`);
 
@@ -70,7 +72,7 @@ export async function runInject(opts: InjectOptions, io: { stdin: () => Promise<
   for (const [i, pod] of pods.entries()) {
     const namespace = pod.metadata?.namespace ?? 'default';
     const label = `${namespace}/${pod.metadata?.name ?? `${pod.metadata?.generateName ?? 'pod'}*`}`;
-    const admission = admitPod({ pod, namespace, requestUid: `offline-${i + 1}`, dryRun: false }, { config, inventory, ledger, nowMs: io.nowMs });
+    const admission = admitPod({ pod, namespace, requestUid: `offline-${i + 1}`, dryRun: false }, { config, inventory, ledger, nowMs: io.nowMs, keys });
     switch (admission.outcome) {
       case 'mutated':
         out.push(admission.mutated);

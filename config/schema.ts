@@ -98,6 +98,17 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    decisions: z
+      .object({
+        /** File holding the key that seals decisions (32+ bytes). Empty: cluster mode keeps it in a Secret; otherwise a random key per process. */
+        keyFile: z.string().default(''),
+        /** Secret (in the webhook's namespace) that holds the decision keys in cluster mode; created on first start. */
+        keySecretName: z.string().min(1).default('mps-injector-decision-key'),
+        /** A sealed decision on a pod being created is honoured as a reinvocation only this long after it was issued. */
+        reinvocationWindowSeconds: z.number().positive().max(600).default(30),
+      })
+      .strict()
+      .default({}),
     injection: z
       .object({
         /** Node path of the MPS pipe directory (the control daemon's CUDA_MPS_PIPE_DIRECTORY). */

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonPatch from 'fast-json-patch';
+import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { Pod as PodModel } from 'kubernetes-models/v1';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -116,7 +117,7 @@ interface Outcome {
 
 function readIntent(c: GoldenCase, pod: Pod): GoldenIntent {
   try {
-    return readSlotRequest(pod, { namespace: c.namespace, requestUid: c.requestUid, config: c.config });
+    return readSlotRequest(pod, { namespace: c.namespace, requestUid: c.requestUid, config: c.config, keys: TEST_KEY_RING });
   } catch (err) {
     if (err instanceof InvalidPodError) return { kind: 'invalid', message: err.message };
     throw err;

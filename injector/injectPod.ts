@@ -7,7 +7,7 @@ import type { Container, EnvVar, HostPathVolumeSource, Pod, PodSpec, Toleration,
 import type { Config } from '../config/schema.js';
 import { Priority } from '../placement/types.js';
 import type { SlotChoice } from '../placement/types.js';
-import { parseContainerList, parsePriority } from './annotationValues.js';
+import { recordAnnotations } from '../domain/decisionRecord.js';
 import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, Label, SHM_MOUNT_PATH, VolumeName } from './names.js';
 import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
@@ -29,6 +29,8 @@ export function injectPod(
   reservationId: string,
   containers: string[],
   config: Config['injection'],
+  /** The decision's seal (domain/decisionRecord.ts); written with the record when given. */
+  seal?: string,
 ): InjectionResult {
   const out = copyWritablePaths(pod, containers);
   const warnings: string[] = [];
@@ -63,7 +65,7 @@ export function injectPod(
   addTolerations(spec, config.tolerations);
 
   const metadata = (out.metadata ??= {});
-  metadata.annotations = copyOf(metadata.annotations, decisionAnnotations(choice, reservationId, containers, metadata.annotations));
+  metadata.annotations = copyOf(metadata.annotations, recordAnnotations(choice, reservationId, containers, metadata.annotations, seal));
   metadata.labels = copyOf(metadata.labels, { [Label.Injected]: 'true' });
 
   return { pod: out, warnings };
@@ -108,38 +110,6 @@ function copyContainer(container: Container): Container {
 function copyOf<T extends object>(value: T | undefined, extra: Partial<T> = {}): T {
   if ((value !== undefined && Object.hasOwn(value, '__proto__')) || Object.hasOwn(extra, '__proto__')) return { ...value, ...extra } as T;
   return Object.assign({}, value, extra) as T;
-}
-
-/**
- * The annotations that record a decision; `readRecordedDecision` reads them back. The two a user may
- * also write (containers, priority) keep the user's spelling when it means the same ("a, b" for a,b).
- */
-export function decisionAnnotations(
-  choice: SlotChoice,
-  reservationId: string,
-  containers: string[],
-  existing: Record<string, string> = {},
-): Record<string, string> {
-  const userContainers = existing[Annotation.Containers];
-  const userPriority = existing[Annotation.Priority];
-  const sameContainers = userContainers !== undefined && sameList(parseContainerList(userContainers), containers);
-  const samePriority = userPriority !== undefined && parsePriority(userPriority) === choice.priority;
-  return {
-    [Annotation.Node]: choice.node,
-    [Annotation.GpuUuid]: choice.gpuUuid,
-    [Annotation.GpuIndex]: String(choice.gpuIndex),
-    [Annotation.ThreadPercent]: String(choice.threadPercent),
-    [Annotation.MemoryLimit]: `${choice.memoryLimitMiB}Mi`,
-    [Annotation.Priority]: samePriority ? userPriority : choice.priority,
-    [Annotation.Containers]: sameContainers ? userContainers : containers.join(','),
-    [Annotation.Reservation]: reservationId,
-    [Annotation.MetricsAgeSeconds]: String(choice.metricsAgeSeconds),
-    [Annotation.Decision]: choice.reason,
-  };
-}
-
-function sameList(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

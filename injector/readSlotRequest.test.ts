@@ -3,11 +3,13 @@ import { buildConfig } from '../config/schema.js';
 import type { SlotChoice } from '../placement/types.js';
 import { injectPod } from './injectPod.js';
 import { Annotation } from './names.js';
-import { InvalidPodError, podKeyOf, readPinnedNode, readRecordedDecision, readSlotRequest } from './readSlotRequest.js';
+import { InvalidPodError, podKeyOf, readPinnedNode, readSlotRequest } from './readSlotRequest.js';
+import { podIdentityOf, readDecisionRecord, sealDecision } from '../domain/decisionRecord.js';
+import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import type { PodIntent, ReadSlotRequestContext } from './readSlotRequest.js';
 
 const config = buildConfig({ requests: { defaultGpuMemory: '6Gi', highPriorityThreshold: 1000 } });
-const ctx: ReadSlotRequestContext = { namespace: 'inference', requestUid: 'abcdef12-3456-7890-abcd-ef1234567890', config };
+const ctx: ReadSlotRequestContext = { namespace: 'inference', requestUid: 'abcdef12-3456-7890-abcd-ef1234567890', config, keys: TEST_KEY_RING };
 
 function pod(annotations: Record<string, string> = {}, spec: Partial<Pod['spec']> = {}): Pod {
   return {
@@ -180,13 +182,56 @@ describe('readSlotRequest skips', () => {
 });
 
 describe('reinjection', () => {
-  const injected = injectPod(pod({ [Annotation.Containers]: 'server' }), choice, 'rsv-1', ['server'], config.injection).pod;
+  const ISSUED = 1_700_000_000_000;
+  const original = pod({ [Annotation.Containers]: 'server' });
+  const seal = sealDecision(
+    { pod: podIdentityOf(original, 'inference'), reservationId: 'rsv-1', node: choice.node, gpuUuid: choice.gpuUuid, gpuIndex: choice.gpuIndex, threadPercent: choice.threadPercent, memoryLimitMiB: choice.memoryLimitMiB, priority: choice.priority, containers: ['server'], issuedAtMs: ISSUED },
+    TEST_KEY_RING,
+  );
+  const injected = injectPod(original, choice, 'rsv-1', ['server'], config.injection, seal).pod;
+  const readRecordedDecision = (p: Pod) => {
+    const reading = readDecisionRecord(p, TEST_KEY_RING, 'inference');
+    return reading.kind === 'genuine' ? reading.record : null;
+  };
 
   test('an injected pod reads back as reinject with its recorded decision', () => {
     expect(readSlotRequest(injected, ctx)).toEqual({
       kind: 'reinject',
-      recorded: { reservationId: 'rsv-1', containers: ['server'], choice: { ...choice, gpuModel: '', considered: 0 } },
+      recorded: { reservationId: 'rsv-1', containers: ['server'], issuedAtMs: ISSUED, choice: { ...choice, gpuModel: '', considered: 0 } },
     });
+  });
+
+  test('the same annotations without the seal are a forged claim: placed afresh, the reason says why', () => {
+    const unsealed = structuredClone(injected);
+    delete unsealed.metadata?.annotations?.['mps-injector.io/seal'];
+    const intent = place(readSlotRequest(unsealed, ctx));
+    expect(intent.forged).toMatch(/without the webhook's seal/);
+  });
+
+  test('a seal copied to a pod of another name or namespace does not verify', () => {
+    const renamed = structuredClone(injected);
+    renamed.metadata = { ...renamed.metadata, name: 'other' };
+    expect(place(readSlotRequest(renamed, ctx)).forged).toMatch(/does not match/);
+    expect(place(readSlotRequest(injected, { ...ctx, namespace: 'team-b' })).forged).toMatch(/does not match/);
+  });
+
+  test.each([
+    [Annotation.ThreadPercent, '100'],
+    [Annotation.MemoryLimit, '81920Mi'],
+    [Annotation.GpuUuid, 'GPU-00000000-0000-0000-0000-000000000000'],
+    [Annotation.Node, 'gpu-node-9'],
+    [Annotation.Reservation, 'rsv-2'],
+  ])('raising %s to %p breaks the seal', (key, value) => {
+    const edited = structuredClone(injected);
+    edited.metadata = { ...edited.metadata, annotations: { ...edited.metadata?.annotations, [key]: value } };
+    expect(place(readSlotRequest(edited, ctx)).forged).toMatch(/does not match/);
+  });
+
+  test('the injected label alone is a claim the webhook did not make', () => {
+    const labelled = pod();
+    labelled.metadata = { ...labelled.metadata, labels: { 'mps-injector.io/injected': 'true' } };
+    expect(place(readSlotRequest(labelled, ctx)).forged).toMatch(/mps-injector.io\/injected/);
+    expect(place(readSlotRequest(pod(), ctx)).forged).toBeNull();
   });
 
   test.each([
@@ -195,8 +240,6 @@ describe('reinjection', () => {
     Annotation.GpuIndex,
     Annotation.ThreadPercent,
     Annotation.MemoryLimit,
-    Annotation.MetricsAgeSeconds,
-    Annotation.Decision,
     Annotation.Priority,
     Annotation.Containers,
   ])('without %s the recorded decision does not parse', (key) => {
@@ -213,7 +256,6 @@ describe('reinjection', () => {
     [Annotation.Priority, 'urgent'],
     [Annotation.Containers, 'server,ghost'],
     [Annotation.Reservation, '  '],
-    [Annotation.MetricsAgeSeconds, '-3'],
   ])('%s=%p makes the recorded decision unreadable', (key, value) => {
     const damaged = structuredClone(injected);
     damaged.metadata = { ...damaged.metadata, annotations: { ...damaged.metadata?.annotations, [key]: value } };
@@ -233,8 +275,22 @@ describe('reinjection', () => {
     expect(readSlotRequest(copy, ctx).kind).toBe('place');
   });
 
+  test('a pod named by the API server after admission still verifies under its generateName', () => {
+    const generated: Pod = { metadata: { generateName: 'web-7d9f-', annotations: { [Annotation.Containers]: 'server' } }, spec: original.spec! };
+    const genSeal = sealDecision(
+      { pod: podIdentityOf(generated, 'inference'), reservationId: 'rsv-9', node: choice.node, gpuUuid: choice.gpuUuid, gpuIndex: choice.gpuIndex, threadPercent: choice.threadPercent, memoryLimitMiB: choice.memoryLimitMiB, priority: choice.priority, containers: ['server'], issuedAtMs: ISSUED },
+      TEST_KEY_RING,
+    );
+    const stored = injectPod(generated, choice, 'rsv-9', ['server'], config.injection, genSeal).pod;
+    stored.metadata = { ...stored.metadata, name: 'web-7d9f-x2k4q', namespace: 'inference' };
+    expect(readRecordedDecision(stored)?.reservationId).toBe('rsv-9');
+    // another generateName does not
+    stored.metadata = { ...stored.metadata, generateName: 'web-other-' };
+    expect(readRecordedDecision(stored)).toBeNull();
+  });
+
   test('a pod without annotations has no recorded decision', () => {
-    expect(readRecordedDecision({ spec: { containers: [{ name: 'a' }] } })).toBeNull();
+    expect(readDecisionRecord({ spec: { containers: [{ name: 'a' }] } }, TEST_KEY_RING)).toEqual({ kind: 'none' });
   });
 });
 

@@ -7,21 +7,26 @@ import type { Config } from '../config/schema.js';
 import { quantityToMiB } from '../config/quantity.js';
 import { Priority } from '../placement/types.js';
 import type { SlotChoice, SlotRequest } from '../placement/types.js';
+import { podIdentityOf, podKeyOf as podKeyFromIdentity, readDecisionRecord } from '../domain/decisionRecord.js';
+import type { DecisionKeyRing, DecisionRecord } from '../domain/decisionRecord.js';
 import { parseContainerList, parsePriority, parseWholeNumber } from './annotationValues.js';
 import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from './names.js';
 
 export type PodIntent =
   | { kind: 'skip'; reason: string }
   | { kind: 'reinject'; recorded: RecordedDecision }
-  | { kind: 'place'; request: SlotRequest; containers: string[] };
+  /** `forged`: the pod carried decision annotations or the injected label the webhook did not issue (why, in a sentence). */
+  | { kind: 'place'; request: SlotRequest; containers: string[]; forged: string | null };
 
-/** A decision the webhook wrote onto a pod earlier, read back from its annotations. */
+/** A decision the webhook issued for this pod earlier, read back from its annotations and verified. */
 export interface RecordedDecision {
   /** The slot as recorded. `gpuModel` is '' and `considered` is 0: they are not recorded. */
   choice: SlotChoice;
   reservationId: string;
   /** Containers that got the GPU. */
   containers: string[];
+  /** When the webhook issued it, epoch ms. */
+  issuedAtMs: number;
 }
 
 /** A pod whose annotations cannot be honoured. The message names the annotation, its value and what to write instead. */
@@ -42,6 +47,8 @@ export interface ReadSlotRequestContext {
   /** uid of the admission request; names a pod that has only a generateName. */
   requestUid: string;
   config: Config;
+  /** Keys that verify recorded decisions. */
+  keys: DecisionKeyRing;
 }
 
 /** Decide what the webhook must do with a pod being created. Throws InvalidPodError for annotations it cannot honour. */
@@ -65,11 +72,8 @@ export function readSlotRequest(pod: Pod, ctx: ReadSlotRequestContext): PodInten
   }
 
   const annotations = pod.metadata?.annotations ?? {};
-  if (annotations[Annotation.Reservation] !== undefined) {
-    const recorded = readRecordedDecision(pod);
-    if (recorded !== null) return { kind: 'reinject', recorded };
-    // Annotations partly present or corrupted: place afresh; the new decision overwrites them.
-  }
+  const reading = readDecisionRecord(pod, ctx.keys, ctx.namespace);
+  if (reading.kind === 'genuine') return { kind: 'reinject', recorded: recordedDecisionOf(reading.record) };
 
   const containers = readContainers(annotations[Annotation.Containers], containerNames);
   const request: SlotRequest = {
@@ -80,59 +84,27 @@ export function readSlotRequest(pod: Pod, ctx: ReadSlotRequestContext): PodInten
     gpuModel: readGpuModel(annotations[Annotation.GpuModel]),
     pinnedNode: readPinnedNode(pod),
   };
-  return { kind: 'place', request, containers };
+  return { kind: 'place', request, containers, forged: reading.kind === 'forged' ? reading.reason : null };
 }
 
-/**
- * The decision recorded on an injected pod, or null when the annotations are missing,
- * incomplete or do not parse, or name containers the pod does not have.
- */
-export function readRecordedDecision(pod: Pod): RecordedDecision | null {
-  const a = pod.metadata?.annotations ?? {};
-  const reservationId = nonEmpty(a[Annotation.Reservation]);
-  const node = nonEmpty(a[Annotation.Node]);
-  const gpuUuid = nonEmpty(a[Annotation.GpuUuid]);
-  const gpuIndex = parseWholeNumber(a[Annotation.GpuIndex]);
-  const threadPercent = parseWholeNumber(a[Annotation.ThreadPercent]);
-  const memoryText = a[Annotation.MemoryLimit];
-  const memoryLimitMiB = memoryText === undefined ? null : quantityToMiB(memoryText);
-  const metricsAgeSeconds = parseWholeNumber(a[Annotation.MetricsAgeSeconds]);
-  const reason = a[Annotation.Decision];
-  const priority = parsePriority(a[Annotation.Priority]);
-  const containers = parseContainerList(a[Annotation.Containers]);
-  if (
-    reservationId === null ||
-    node === null ||
-    gpuUuid === null ||
-    gpuIndex === null ||
-    threadPercent === null ||
-    threadPercent < 1 ||
-    threadPercent > 100 ||
-    memoryLimitMiB === null ||
-    metricsAgeSeconds === null ||
-    reason === undefined ||
-    priority === null ||
-    containers.length === 0
-  ) {
-    return null;
-  }
-  const podContainers = new Set((pod.spec?.containers ?? []).map((c) => c.name));
-  if (!containers.every((name) => podContainers.has(name))) return null;
+/** The admission pipeline's view of a verified record. */
+export function recordedDecisionOf(record: DecisionRecord): RecordedDecision {
   return {
-    reservationId,
-    containers,
+    reservationId: record.reservationId,
+    containers: record.containers,
+    issuedAtMs: record.issuedAtMs,
     choice: {
       ok: true,
-      node,
-      gpuUuid,
-      gpuIndex,
+      node: record.node,
+      gpuUuid: record.gpuUuid,
+      gpuIndex: record.gpuIndex,
       gpuModel: '',
-      threadPercent,
-      memoryLimitMiB,
-      priority,
-      metricsAgeSeconds,
+      threadPercent: record.threadPercent,
+      memoryLimitMiB: record.memoryLimitMiB,
+      priority: record.priority,
+      metricsAgeSeconds: record.metricsAgeSeconds,
       considered: 0,
-      reason,
+      reason: record.reason,
     },
   };
 }
@@ -173,12 +145,9 @@ function termHost(term: NodeSelectorTerm): string | null {
   return host ?? null;
 }
 
-/** "namespace/name", or "namespace/<generateName><first 8 of the request uid>" for a pod that has no name yet. */
+/** The ledger key of a pod being admitted (domain/decisionRecord.ts owns the rule). */
 export function podKeyOf(pod: Pod, ctx: Pick<ReadSlotRequestContext, 'namespace' | 'requestUid'>): string {
-  const namespace = nonEmpty(ctx.namespace) ?? nonEmpty(pod.metadata?.namespace) ?? 'default';
-  const name = nonEmpty(pod.metadata?.name);
-  if (name !== null) return `${namespace}/${name}`;
-  return `${namespace}/${pod.metadata?.generateName ?? ''}${ctx.requestUid.slice(0, 8)}`;
+  return podKeyFromIdentity(podIdentityOf(pod, ctx.namespace), ctx.requestUid);
 }
 
 /** The first container (init or regular) that asks for nvidia.com/gpu, described for a message, or null. */

@@ -22,9 +22,12 @@ import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporter
 import type { ExporterPod } from './exporterDiscovery.js';
 import { createKubeApis } from './kubeApis.js';
 import { NodeStateTable } from './nodeStates.js';
-import { PodReservationTracker } from './podReservations.js';
+import { PodReservationTracker, isPodFinished } from './podReservations.js';
+import { ApiFailureKind, classifyApiError } from './kubeApis.js';
 import { ResilientInformer } from './resilientInformer.js';
 import { SelfManagedCertificates } from './selfManagedCertificates.js';
+import { DecisionKeySecret } from './decisionKeySecret.js';
+import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
 export interface ClusterIntegrationDeps {
   ledger: ReservationLedger;
@@ -53,6 +56,10 @@ export interface ClusterIntegrationDeps {
     expireMs?: number;
     /** Remove ended reservations from durable objects (default 30 s). */
     collectGarbageMs?: number;
+    /** Reread the decision key Secret (default 60 s). */
+    keyCheckMs?: number;
+    /** Check again that pods which left the watch's selection still exist (default 30 s). */
+    podCheckMs?: number;
     /** Reread every durable object (default 5 min). */
     resyncMs?: number;
     /** Self-managed certificate check (default 60 s). */
@@ -68,6 +75,10 @@ export type ClusterChange =
   | { kind: 'node'; name: string; deleted: boolean }
   | { kind: 'exporter'; key: string; deleted: boolean }
   | { kind: 'expired'; reservationIds: string[] }
+  /** A pod carried a decision the webhook did not issue (reported once per pod). */
+  | { kind: 'forged'; key: string }
+  /** A pod holding capacity left the watch's selection; it is checked by GET until it ends. */
+  | { kind: 'pod-unwatched'; key: string }
   | { kind: 'garbage-collected'; entries: number };
 
 export interface ClusterHealth {
@@ -76,6 +87,8 @@ export interface ClusterHealth {
   certificates: { passes: number; lastError: string | null } | null;
   reservations: ReservationStoreStats;
   trackedPods: number;
+  /** Pods seen carrying a decision the webhook did not issue. */
+  forgedPods: number;
 }
 
 export interface ClusterIntegration {
@@ -89,6 +102,10 @@ export interface ClusterIntegration {
   ready: Promise<void>;
   /** Resolves once the TLS files hold the self-managed pair (at once in `files` mode): start the HTTPS server after it. */
   certificatesReady: Promise<void>;
+  /** Resolves once the shared decision keys are loaded (or created): start the HTTPS server after it. */
+  keysReady: Promise<void>;
+  /** The decision keys the replicas share, as last read from their Secret. */
+  decisionKeys(): DecisionKeyRing;
   /** Ready, and no watch cut off from the API server for more than a minute. */
   isHealthy(): boolean;
   health(): ClusterHealth;
@@ -134,9 +151,43 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   const unhealthyAfterMs = deps.intervals?.unhealthyAfterMs ?? 60_000;
   const keyOf = (obj: { metadata?: { namespace?: string; name?: string } }): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
+  const keySecret = new DecisionKeySecret({ apis, namespace, secretName: config.decisions.keySecretName, logger });
+
   // Pods carrying decisions (labelled by the injector, so only they are listed and held):
-  // confirm, release and rebuild reservations.
-  const tracker = new PodReservationTracker({ ledger, now, logger });
+  // confirm, release and rebuild reservations. Only sealed decisions count.
+  const tracker = new PodReservationTracker({ ledger, now, logger, keys: () => keySecret.ring(), events: { onForged: (key) => notify({ kind: 'forged', key }) } });
+  /**
+   * A label-selected watch reports a pod that leaves the selection (its injected label
+   * removed) as deleted, and a relist reports it with its old labels: so a deletion of a pod
+   * that holds capacity is checked with a GET before its reservation is released. A pod that
+   * still exists is checked again every `podCheckMs` until it really ends.
+   */
+  const unwatched = new Map<string, { namespace: string; name: string }>();
+  const checkPodGone = async (uid: string, where: { namespace: string; name: string }): Promise<void> => {
+    let gone: boolean;
+    try {
+      const live = await apis.core.readNamespacedPod({ name: where.name, namespace: where.namespace }, apis.callOptions(stopController.signal));
+      gone = live.metadata?.uid !== uid || isPodFinished(live);
+    } catch (err) {
+      const failure = classifyApiError(err);
+      if (failure.kind !== ApiFailureKind.NotFound) {
+        unwatched.set(uid, where);
+        logger.warn({ pod: `${where.namespace}/${where.name}`, err: failure.detail }, 'could not check whether a pod holding GPU capacity still exists; its reservation stays until a check succeeds');
+        return;
+      }
+      gone = true;
+    }
+    const key = `${where.namespace}/${where.name}`;
+    if (gone) {
+      unwatched.delete(uid);
+      tracker.remove({ metadata: { uid, namespace: where.namespace, name: where.name } });
+      notify({ kind: 'pod', key, deleted: true });
+    } else if (!unwatched.has(uid)) {
+      unwatched.set(uid, where);
+      logger.warn({ pod: key, uid }, `pod left the ${INJECTED_POD_SELECTOR} selection while it still runs (its label was removed); it keeps its reservation until it ends`);
+      notify({ kind: 'pod-unwatched', key });
+    }
+  };
   const podInformer = new ResilientInformer<V1Pod>({
     name: 'pods',
     kubeConfig,
@@ -145,12 +196,18 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     list: () => apis.core.listPodForAllNamespaces({ labelSelector: INJECTED_POD_SELECTOR }),
     handlers: {
       onUpsert: (pod) => {
+        if (pod.metadata?.uid !== undefined) unwatched.delete(pod.metadata.uid);
         tracker.upsert(pod);
         notify({ kind: 'pod', key: keyOf(pod), deleted: false });
       },
       onDelete: (pod) => {
-        tracker.remove(pod);
-        notify({ kind: 'pod', key: keyOf(pod), deleted: true });
+        const uid = pod.metadata?.uid;
+        if (uid === undefined || tracker.boundPodKey(uid) === null || isPodFinished(pod)) {
+          tracker.remove(pod);
+          notify({ kind: 'pod', key: keyOf(pod), deleted: true });
+          return;
+        }
+        void checkPodGone(uid, { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '' });
       },
     },
     logger,
@@ -274,8 +331,12 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
 
   // Certificates do not wait for the informers: the server needs its TLS files to start at all.
   const certificatesReady = certificates === null ? Promise.resolve() : untilDone('setting up the webhook certificates', () => certificates.start(stopController.signal)).then(() => undefined);
+  const keysReady = untilDone('loading the decision keys', () => keySecret.load(stopController.signal)).then(() => undefined);
+  keysReady.catch(() => undefined);
   const reservationsReady = (async () => {
     // Exporter discovery does not hold readiness back: until it lists, the metrics report no exporters.
+    // Pods are verified against the decision keys: load them first.
+    await keysReady;
     await Promise.all([podInformer.start(), nodeInformer.start(), exporterInformer?.start()]);
     await Promise.all([podInformer.synced, nodeInformer.synced]);
     podsSynced = true;
@@ -283,7 +344,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
   })();
   const ready = (async () => {
-    await Promise.all([certificatesReady, reservationsReady]);
+    await Promise.all([certificatesReady, keysReady, reservationsReady]);
     isReady = true;
     logger.info(
       { namespace, replica, trackedPods: tracker.trackedPods, reservations: ledger.size(now()), nodes: Object.keys(nodeTable.snapshot()).length },
@@ -306,6 +367,13 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     tracker.pruneEnded(now() - 10 * ttlMs);
     if (entries > 0) notify({ kind: 'garbage-collected', entries });
   });
+  // A rotation (a new first key in the Secret) reaches every replica within this period.
+  every(deps.intervals?.keyCheckMs ?? 60_000, async () => {
+    if (isReady) await keySecret.load(stopController.signal);
+  });
+  every(deps.intervals?.podCheckMs ?? 30_000, async () => {
+    for (const [uid, where] of [...unwatched]) await checkPodGone(uid, where);
+  });
   every(deps.intervals?.resyncMs ?? 300_000, async () => {
     if (isReady) await store.load(stopController.signal);
   });
@@ -318,6 +386,8 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     metricsSource,
     ready,
     certificatesReady,
+    keysReady,
+    decisionKeys: () => keySecret.ring(),
     isHealthy: () => isReady && Object.values(informers).every((i) => i.isHealthy(Date.now(), unhealthyAfterMs)),
     health: () => ({
       ready: isReady,
@@ -325,6 +395,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       certificates: certificates === null ? null : { passes: certificates.passes, lastError: certificates.lastError },
       reservations: { ...store.stats },
       trackedPods: tracker.trackedPods,
+      forgedPods: tracker.forgedPods,
     }),
     async stop(): Promise<void> {
       stopped = true;

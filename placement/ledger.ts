@@ -185,13 +185,15 @@ export class ReservationLedger implements LedgerView {
    * (also when it already was); false when the id is unknown or it had already expired at
    * nowMs, in which case its capacity may have been granted again: restore it from the pod instead.
    */
-  confirm(id: string, nowMs: number): boolean {
+  confirm(id: string, nowMs: number, pod?: { podKey: string; podUid: string }): boolean {
     const current = this.byId.get(id);
     if (current === undefined) return false;
-    if (current.state === ReservationState.Confirmed) return true;
-    if (!isLive(current, nowMs)) return false;
+    const bound = pod === undefined || (current.podKey === pod.podKey && current.podUid === pod.podUid);
+    if (current.state === ReservationState.Confirmed && bound) return true;
+    if (current.state !== ReservationState.Confirmed && !isLive(current, nowMs)) return false;
     this.remove(current);
-    this.add(Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null }));
+    // A pod created from a generateName gets its real name here: the ledger keys it by that from now on.
+    this.add(Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null, ...(pod === undefined ? {} : { podKey: pod.podKey, podUid: pod.podUid }) }));
     return true;
   }
 

@@ -124,6 +124,8 @@ export interface Reservation {
    * (`placement.observeAfterRunningSeconds`) before that sample was taken.
    */
   runningSinceMs?: number | null;
+  /** UID of the pod the reservation was confirmed for (set by the pod watch); only that pod's end releases it. */
+  podUid?: string;
 }
 
 /** What placement reads from the ledger. */

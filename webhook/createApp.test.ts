@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { AdmitContext } from '../admission/admitPod.js';
+import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { buildConfig } from '../config/schema.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import { h100 } from '../dcgm/testing/gpuSamples.js';
@@ -46,7 +47,7 @@ async function start(): Promise<Harness> {
     store: new LocalReservationStore(),
     admitContext: (): AdmitContext => {
       if (state.fail) throw new Error('inventory exploded');
-      return { config, inventory, ledger, nowMs: NOW };
+      return { config, inventory, ledger, nowMs: NOW, keys: TEST_KEY_RING };
     },
     readiness: () => ({ ready: state.ready, reason: 'no DCGM metrics loaded yet' }),
     draining: () => state.draining,

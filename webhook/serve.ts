@@ -20,6 +20,8 @@ import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
 import { sweepExpiredReservations } from './sweepExpiredReservations.js';
 import { createWebhookMetrics } from './webhookMetrics.js';
+import { loadDecisionKeyRing } from './decisionKeys.js';
+import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
 export interface ServeHandle {
   port: number;
@@ -67,13 +69,15 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   let clusterReady: () => boolean = () => true;
   let stopCluster: () => Promise<void> = async () => {};
   let certificatesReady: Promise<void> = Promise.resolve();
+  let decisionKeys: () => DecisionKeyRing;
   let discovered: MetricsSource | null = null;
   let server: RunningServer | undefined;
   if (config.cluster.enabled) {
     // Loaded only in cluster mode: the Kubernetes client stays out of offline runs.
     const { startClusterIntegration } = await import('../kube/startClusterIntegration.js');
     const cluster = await startClusterIntegration(config, { ledger, logger, now, servedCertificatePem: () => server?.servedCertificatePem() ?? null });
-    certificatesReady = cluster.certificatesReady;
+    certificatesReady = Promise.all([cluster.certificatesReady, cluster.keysReady]).then(() => undefined);
+    decisionKeys = () => cluster.decisionKeys();
     store = cluster.store;
     clusterNodes = () => cluster.nodes();
     let ready = false;
@@ -87,6 +91,9 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     clusterReady = () => ready && cluster.isHealthy();
     stopCluster = () => cluster.stop();
     discovered = cluster.metricsSource;
+  } else {
+    const ring = await loadDecisionKeyRing(config);
+    decisionKeys = () => ring;
   }
 
   const refresher = new MetricsRefresher(metricsSourceFor(config, discovered), { refreshSeconds: config.metrics.refreshSeconds });
@@ -108,7 +115,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     logger,
     metrics,
     store,
-    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now() }),
+    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now(), keys: decisionKeys() }),
     readiness: () => {
       if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
       if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
@@ -119,7 +126,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
 
   let running: RunningServer;
   try {
-    // Self-managed certificates must be on disk before the listener loads them.
+    // Self-managed certificates must be on disk before the listener loads them, and the decision keys loaded before admissions.
     await certificatesReady;
     running = await startHttpsServer(webhook, {
       host: config.server.host,
