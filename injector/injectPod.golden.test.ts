@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonPatch from 'fast-json-patch';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
+import { podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
 import { Pod as PodModel } from 'kubernetes-models/v1';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -29,6 +30,8 @@ const GOLDEN_SUFFIX = '.injected.yaml';
 const INPUT_SUFFIXES = ['.json.txt', '.yaml'] as const;
 const POD_REQUEST_UID = '5f0c2b1e-9d3a-4c1b-8e52-7a3f0d9c4e21';
 const RESERVATION_ID = 'rsv-gpu-node-1-3-0001';
+/** When every golden decision was issued (sealed under the test key ring). */
+const ISSUED_AT_MS = Date.UTC(2026, 0, 5, 9, 30);
 
 /** Base configuration of every case, before the case's own overrides. */
 const BASE_CONFIG = {
@@ -136,7 +139,23 @@ function run(c: GoldenCase, pod: Pod): Outcome {
       return { intent, mutated: r.pod, warnings: r.warnings };
     }
     case 'place': {
-      const r = injectPod(pod, goldenChoice(intent.request), RESERVATION_ID, intent.containers, c.config.injection);
+      const choice = goldenChoice(intent.request);
+      const seal = sealDecision(
+        {
+          pod: podIdentityOf(pod, c.namespace),
+          reservationId: RESERVATION_ID,
+          node: choice.node,
+          gpuUuid: choice.gpuUuid,
+          gpuIndex: choice.gpuIndex,
+          threadPercent: choice.threadPercent,
+          memoryLimitMiB: choice.memoryLimitMiB,
+          priority: choice.priority,
+          containers: intent.containers,
+          issuedAtMs: ISSUED_AT_MS,
+        },
+        TEST_KEY_RING,
+      );
+      const r = injectPod(pod, choice, RESERVATION_ID, intent.containers, c.config.injection, seal);
       return { intent, mutated: r.pod, warnings: r.warnings };
     }
   }
@@ -151,7 +170,11 @@ function describeIntent(intent: GoldenIntent): string[] {
     case 'reinject':
       return [`intent: reinject (reservation ${intent.recorded.reservationId}, containers ${intent.recorded.containers.join(', ')})`];
     case 'place':
-      return [`intent: place (containers ${intent.containers.join(', ')})`, `request: ${JSON.stringify(intent.request)}`];
+      return [
+        `intent: place (containers ${intent.containers.join(', ')})`,
+        `request: ${JSON.stringify(intent.request)}`,
+        ...(intent.forged !== null ? [`forged decision replaced: ${intent.forged}`] : []),
+      ];
   }
 }
 
@@ -231,6 +254,7 @@ describe.each(cases)('golden %s', (file) => {
       if (again.kind !== 'reinject') throw new Error(`expected reinject, got ${again.kind}`);
       expect(again.recorded).toEqual({
         reservationId: RESERVATION_ID,
+        issuedAtMs: ISSUED_AT_MS,
         containers: outcome.intent.kind === 'place' ? outcome.intent.containers : [],
         choice: { ...goldenChoice(request), gpuModel: '', considered: 0 },
       });
