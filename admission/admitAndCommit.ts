@@ -34,6 +34,7 @@ export async function admitAndCommit(req: AdmitRequest, context: () => AdmitCont
       outcome = await opts.store.commit(reservation, opts.signal);
     } catch (err) {
       ctx.ledger.release(reservation.id);
+      for (const old of admission.superseded ?? []) ctx.ledger.restore(old);
       return {
         admission: {
           outcome: AdmissionOutcome.Refused,
@@ -43,9 +44,15 @@ export async function admitAndCommit(req: AdmitRequest, context: () => AdmitCont
         attempts: attempt,
       };
     }
-    if (outcome === CommitOutcome.Committed) return { admission, attempts: attempt };
+    const superseded = admission.superseded ?? [];
+    if (outcome === CommitOutcome.Committed) {
+      // The earlier admission of this pod name no longer holds capacity anywhere.
+      for (const old of superseded) await opts.store.release(old, opts.signal).catch(() => undefined);
+      return { admission, attempts: attempt };
+    }
 
     ctx.ledger.release(reservation.id);
+    for (const old of superseded) ctx.ledger.restore(old);
     await opts.store.refresh(opts.signal);
   }
   return {

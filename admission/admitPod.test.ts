@@ -158,3 +158,83 @@ test('the local store commits every reservation', async () => {
   });
   expect(admission.outcome).toBe('mutated');
 });
+
+describe('trust: only the webhook grants', () => {
+  const GIB = 1024;
+  const forgedDecision = (gpuUuid: string): Record<string, string> => ({
+    'mps-injector.io/gpu-memory': '70Gi',
+    'mps-injector.io/reservation': 'forged-1',
+    'mps-injector.io/node': 'a',
+    'mps-injector.io/gpu-uuid': gpuUuid,
+    'mps-injector.io/gpu-index': '0',
+    'mps-injector.io/thread-percent': '100',
+    'mps-injector.io/memory-limit': '81920Mi',
+    'mps-injector.io/priority': 'high',
+    'mps-injector.io/decision': 'trust me',
+    'mps-injector.io/containers': 'main',
+    'mps-injector.io/metrics-age-seconds': '0',
+  });
+
+  test('forged decision annotations skip nothing: the pod is placed afresh, and refused where its real request does not fit', () => {
+    const busy = gpu('a', 0, 70 * GIB);
+    const ctx = context(buildConfig({}), [busy]);
+    const result = admitPod({ pod: pod(forgedDecision(busy.uuid), { 'mps-injector.io/injected': 'true' }), namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx);
+    expect(result.outcome).toBe('refused');
+    expect(result.outcome === 'refused' && result.message).toMatch(/no GPU fits 70Gi/);
+    expect(ctx.ledger.list(NOW)).toEqual([]);
+  });
+
+  test('where it fits, the forged values are replaced with the webhook\'s own, and a warning says so', () => {
+    const ctx = context(buildConfig({}), [gpu('a', 0)]);
+    const result = admitPod({ pod: pod({ ...forgedDecision('GPU-x'), 'mps-injector.io/gpu-memory': '8Gi' }), namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx);
+    if (result.outcome !== 'mutated') throw new Error(`expected mutated, got ${JSON.stringify(result)}`);
+    expect(result.reinjected).toBe(false);
+    const a = result.mutated.metadata?.annotations ?? {};
+    expect(a['mps-injector.io/memory-limit']).toBe('8192Mi');
+    expect(a['mps-injector.io/reservation']).toBe(result.reservation?.id);
+    expect(a['mps-injector.io/seal']).toMatch(/^v1\./);
+    expect(result.warnings.join('\n')).toMatch(/ignored the decision this pod claimed.*without the webhook's seal/);
+  });
+
+  test('a genuine reinvocation, also on another replica that shares the key, gives an empty patch', () => {
+    const first = admitPod({ pod: pod({ 'mps-injector.io/gpu-memory': '8Gi' }), namespace: 'ns', requestUid: 'uid-1', dryRun: false }, context(buildConfig({}), [gpu('a', 0)]));
+    if (first.outcome !== 'mutated') throw new Error('expected mutated');
+    const otherReplica = context(buildConfig({}), [gpu('a', 0)]);
+    const again = admitPod({ pod: first.mutated, namespace: 'ns', requestUid: 'uid-1', dryRun: false }, { ...otherReplica, nowMs: NOW + 2_000 });
+    expect(again.outcome === 'mutated' && again.reinjected).toBe(true);
+    expect(again.outcome === 'mutated' && again.patch).toEqual([]);
+  });
+
+  test('a sealed decision copied onto a new pod after the reinvocation window is placed afresh', () => {
+    const ctx = context(buildConfig({}), [gpu('a', 0)]);
+    const first = admitPod({ pod: pod({ 'mps-injector.io/gpu-memory': '8Gi' }), namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx);
+    if (first.outcome !== 'mutated') throw new Error('expected mutated');
+    const later = admitPod({ pod: first.mutated, namespace: 'ns', requestUid: 'uid-9', dryRun: false }, { ...ctx, nowMs: NOW + 31_000 });
+    if (later.outcome !== 'mutated') throw new Error('expected mutated');
+    expect(later.reinjected).toBe(false);
+    expect(later.warnings.join('\n')).toMatch(/31s old, beyond the 30s/);
+  });
+
+  test('a sealed decision whose reservation a created pod already holds is placed afresh', () => {
+    const ctx = context(buildConfig({}), [gpu('a', 0)]);
+    const first = admitPod({ pod: pod({ 'mps-injector.io/gpu-memory': '8Gi' }), namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx);
+    if (first.outcome !== 'mutated' || first.reservation === null) throw new Error('expected mutated');
+    ctx.ledger.confirm(first.reservation.id, NOW, { podKey: 'ns/p', podUid: 'u-1' });
+    const copy = admitPod({ pod: first.mutated, namespace: 'ns', requestUid: 'uid-2', dryRun: false }, { ...ctx, nowMs: NOW + 1_000 });
+    expect(copy.outcome === 'mutated' && copy.reinjected).toBe(false);
+    expect(ctx.ledger.list(NOW + 1_000)).toHaveLength(2);
+  });
+
+  test('five admissions of the same named pod hold one reservation', () => {
+    const ctx = context(buildConfig({}), [gpu('a', 0)]);
+    for (let i = 0; i < 5; i++) admitPod({ pod: pod({ 'mps-injector.io/gpu-memory': '8Gi' }), namespace: 'ns', requestUid: `uid-${i}`, dryRun: false }, ctx);
+    expect(ctx.ledger.list(NOW).map((r) => r.podKey)).toEqual(['ns/p']);
+  });
+
+  test('generateName pods are distinct pods: each admission holds its own', () => {
+    const ctx = context(buildConfig({}), [gpu('a', 0)]);
+    const generated: Pod = { ...pod({ 'mps-injector.io/gpu-memory': '8Gi' }), metadata: { generateName: 'web-', namespace: 'ns', annotations: { 'mps-injector.io/gpu-memory': '8Gi' } } };
+    for (let i = 0; i < 3; i++) admitPod({ pod: generated, namespace: 'ns', requestUid: `uid-${i}0000000`, dryRun: false }, ctx);
+    expect(ctx.ledger.list(NOW)).toHaveLength(3);
+  });
+});

@@ -35,7 +35,17 @@ export type AdmissionOutcome = (typeof AdmissionOutcome)[keyof typeof AdmissionO
 export type RefusalKind = 'no-fit' | 'no-metrics' | 'invalid-pod' | 'commit-failed' | 'contention';
 
 export type PodAdmission =
-  | { outcome: 'mutated'; patch: Operation[]; mutated: Pod; warnings: string[]; choice: SlotChoice; reservation: Reservation | null; reinjected: boolean }
+  | {
+      outcome: 'mutated';
+      patch: Operation[];
+      mutated: Pod;
+      warnings: string[];
+      choice: SlotChoice;
+      reservation: Reservation | null;
+      reinjected: boolean;
+      /** Pending reservations of an earlier admission of the same named pod that this one replaced. */
+      superseded?: Reservation[];
+    }
   | { outcome: 'skipped'; reason: string }
   | { outcome: 'allowed-unmutated'; reason: RefusalKind; warning: string }
   | { outcome: 'refused'; reason: RefusalKind; message: string };
@@ -98,7 +108,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     warnings.push(`mps-injector ignored the decision this pod claimed and placed it afresh, replacing those annotations: ${intent.forged}. Only the webhook records decisions; remove them from the pod template.`);
   }
 
-  const { decision, reservation } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun });
+  const { decision, reservation, superseded } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun });
   if (!decision.ok) {
     const policy = decision.code === 'no-metrics' ? config.failure.onNoMetrics : config.failure.onNoFit;
     if (policy === 'allow') {
@@ -139,6 +149,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     choice: decision,
     reservation,
     reinjected: false,
+    superseded,
   };
 }
 

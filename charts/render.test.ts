@@ -366,11 +366,14 @@ describe('certificate modes', () => {
     expect(webhookConfigOf(objects).metadata?.annotations?.['cert-manager.io/inject-ca-from']).toBe('mps-injector/mps-injector-serving');
     const config = configOf(objects, 'cert-manager');
     expect(config.certificates.mode).toBe('files');
-    // The webhook touches no Secret and no webhook configuration in this mode.
+    // The webhook touches no certificate Secret and no webhook configuration in this mode: only its decision key Secret.
     const rules: PolicyRule[] = [...objectsOfKind(objects, 'Role'), ...objectsOfKind(objects, 'ClusterRole')]
       .filter((o) => !o.metadata.annotations?.['helm.sh/hook'])
       .flatMap((o) => as<Role>(o).rules ?? []);
-    expect(rules.flatMap((r) => r.resources ?? [])).not.toContain('secrets');
+    expect(rules.filter((r) => r.resources?.includes('secrets'))).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['mps-injector-decision-key'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
     expect(rules.flatMap((r) => r.resources ?? [])).not.toContain('mutatingwebhookconfigurations');
   });
 
@@ -414,16 +417,22 @@ describe('ServiceAccount and RBAC', () => {
 
   test('cluster-wide the webhook only reads pods and nodes; in its namespace it keeps reservations', () => {
     const objects = objectsOf('defaults');
-    expect(as<ClusterRole>(findObject(objects, 'ClusterRole', 'mps-injector')).rules).toEqual([{ apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['list', 'watch'] }]);
+    expect(as<ClusterRole>(findObject(objects, 'ClusterRole', 'mps-injector')).rules).toEqual([
+      { apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ]);
     const role = as<Role>(findObject(objects, 'Role', 'mps-injector'));
     expect(role.metadata?.namespace).toBe('mps-injector');
-    expect(role.rules?.slice(0, 2)).toEqual([
+    expect(role.rules?.slice(0, 3)).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['mps-injector-decision-key'], verbs: ['get'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
     ]);
-    // Replica Leases exist only for self-managed certificates; with a user Secret the Role keeps reservations only.
+    // Replica Leases exist only for self-managed certificates; with a user Secret the Role keeps reservations and the decision keys only.
     expect(as<Role>(findObject(objectsOf('existing-secret'), 'Role', 'mps-injector')).rules).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['mps-injector-decision-key'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
     ]);
   });
 

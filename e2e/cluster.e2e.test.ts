@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { h100 } from '../dcgm/testing/gpuSamples.js';
 import { StandInApiServer } from '../kube/testing/standInApiServer.js';
 import type { StoredObject } from '../kube/testing/standInApiServer.js';
-import { gpuPodReview } from './support/reviews.js';
+import { gpuPodReview, storedPodAfter } from './support/reviews.js';
 import type { StandInExporter } from './support/standInExporter.js';
 import { startStandInExporter } from './support/standInExporter.js';
 import type { WebhookProcess } from './support/webhookProcess.js';
@@ -107,10 +107,9 @@ test('a pod is placed on the discovered exporter node, its reservation is durabl
   expect(records).toHaveLength(1);
 
   // The pod appears in the API (as the API server would create it after admission): the watch confirms the reservation.
-  const annotationsOf = Object.fromEntries(ops.filter((o) => o.path.startsWith('/metadata/annotations/')).map((o) => [o.path.slice('/metadata/annotations/'.length).replace('~1', '/'), String(o.value)]));
-  const labelsOf = Object.fromEntries(ops.filter((o) => o.path.startsWith('/metadata/labels/')).map((o) => [o.path.slice('/metadata/labels/'.length).replace('~1', '/'), String(o.value)]));
-  expect(labelsOf['mps-injector.io/injected']).toBe('true');
-  api.create('pods', { metadata: { name: 'llm-1', namespace: 'colin-coder', labels: { app: 'echo-server', ...labelsOf }, annotations: annotationsOf }, spec: { nodeName: 'gpu-node-a', containers: [{ name: 'c', image: 'x' }] }, status: { phase: 'Running' } });
+  const stored = storedPodAfter(review, answer.response.patch ?? '', { nodeName: 'gpu-node-a', status: { phase: 'Running' } }) as unknown as StoredObject;
+  expect(stored.metadata.labels?.['mps-injector.io/injected']).toBe('true');
+  api.create('pods', stored);
   let confirmed = false;
   for (let i = 0; i < 200 && !confirmed; i++) {
     const metrics = await httpsRequest(webhook.port, caPem, { path: '/metrics', servername: `mps-injector.${NS}.svc` });

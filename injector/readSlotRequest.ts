@@ -83,6 +83,7 @@ export function readSlotRequest(pod: Pod, ctx: ReadSlotRequestContext): PodInten
     priority: readPriority(annotations[Annotation.Priority], pod.spec?.priority, ctx.config),
     gpuModel: readGpuModel(annotations[Annotation.GpuModel]),
     pinnedNode: readPinnedNode(pod),
+    podNamed: nonEmpty(pod.metadata?.name) !== null,
   };
   return { kind: 'place', request, containers, forged: reading.kind === 'forged' ? reading.reason : null };
 }

@@ -5,6 +5,8 @@ import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import { Annotation, Label } from '../injector/names.js';
+import { testKeySecret } from '../testing/decisionKeys.js';
+import { sealedPod } from '../testing/sealedPods.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import { CommitOutcome } from '../placement/reservationStore.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
@@ -28,23 +30,18 @@ function config(overrides: Record<string, unknown> = {}): Config {
 }
 
 function injectedPod(name: string, reservation: { id: string; node: string; gpuUuid: string; memoryMiB?: number; threadPercent?: number }, phase = 'Running'): StoredObject {
-  return {
-    metadata: {
-      name,
-      namespace: 'ml',
-      labels: { [Label.Injected]: 'true' },
-      annotations: {
-        [Annotation.Reservation]: reservation.id,
-        [Annotation.Node]: reservation.node,
-        [Annotation.GpuUuid]: reservation.gpuUuid,
-        [Annotation.ThreadPercent]: String(reservation.threadPercent ?? 25),
-        [Annotation.MemoryLimit]: `${reservation.memoryMiB ?? 8192}Mi`,
-        [Annotation.Priority]: 'low',
-      },
-    },
-    spec: { nodeName: reservation.node, containers: [{ name: 'main', image: 'vllm' }] },
-    status: { phase },
-  };
+  const pod = sealedPod({
+    name,
+    reservationId: reservation.id,
+    node: reservation.node,
+    gpuUuid: reservation.gpuUuid,
+    memoryMiB: reservation.memoryMiB ?? 8192,
+    threadPercent: reservation.threadPercent ?? 25,
+    priority: 'low',
+    phase,
+    ...(phase === 'Running' ? { runningSince: '2026-01-01T00:01:00Z' } : {}),
+  });
+  return { ...pod, spec: { ...pod.spec, nodeName: reservation.node } } as unknown as StoredObject;
 }
 
 const readyNode = (name: string): StoredObject => ({ metadata: { name, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
@@ -57,6 +54,7 @@ describe('startClusterIntegration against the stand-in API server', () => {
 
   beforeEach(async () => {
     standIn = await StandInApiServer.start();
+    standIn.create('secrets', testKeySecret(NS) as unknown as StoredObject);
     clock = Date.now();
     running = [];
     changes = clusterChangeWaiter();

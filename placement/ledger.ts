@@ -268,6 +268,18 @@ export class ReservationLedger implements LedgerView {
     return this.byId.get(id) ?? null;
   }
 
+  /** Every reservation held for a pod key (expired ones not yet dropped included). */
+  onPod(podKey: string): Reservation[] {
+    const ids = this.byPod.get(podKey);
+    if (ids === undefined) return [];
+    const held: Reservation[] = [];
+    for (const id of ids) {
+      const r = this.byId.get(id);
+      if (r !== undefined) held.push(r);
+    }
+    return held;
+  }
+
   /** Every live reservation at nowMs. */
   list(nowMs: number): Reservation[] {
     const live: Reservation[] = [];

@@ -92,3 +92,49 @@ export function accountGpuMemory(memory: GpuMemory, sums: ReservedMemory, sample
     freeMiB: memory.totalMiB - committed - marginMiB,
   };
 }
+
+/** One GPU of an inventory as the webhook counts it: its sample, its reservations and its memory account. */
+export interface GpuAccountRow {
+  node: string;
+  uuid: string;
+  index: number;
+  model: string;
+  sampledAtMs: number;
+  /** Null when the exporter publishes no memory series for the GPU. */
+  account: GpuMemoryAccount | null;
+  reservations: readonly Reservation[];
+  threadPercent: number;
+}
+
+/** What per-GPU accounting reads from the ledger (a ReservationLedger fits). */
+export interface TotalsView {
+  totals(gpuUuid: string, nowMs: number): ReservedMemory & { readonly threadPercent: number };
+}
+
+/** Every GPU of an inventory, accounted with the same rule placement uses. O(GPUs + reservations). */
+export function accountGpus(gpus: readonly GpuSampleLike[], ledger: TotalsView, config: { observeAfterRunningSeconds: number; memorySafetyMarginMiB: number }, nowMs: number): GpuAccountRow[] {
+  const observeAfterMs = config.observeAfterRunningSeconds * 1000;
+  return gpus.map((gpu) => {
+    const sums = ledger.totals(gpu.uuid, nowMs);
+    return {
+      node: gpu.node,
+      uuid: gpu.uuid,
+      index: gpu.index,
+      model: gpu.model,
+      sampledAtMs: gpu.sampledAtMs,
+      account: gpu.memory === null ? null : accountGpuMemory(gpu.memory, sums, gpu.sampledAtMs, observeAfterMs, config.memorySafetyMarginMiB),
+      reservations: sums.reservations,
+      threadPercent: sums.threadPercent,
+    };
+  });
+}
+
+/** The parts of a GPU sample accounting reads. */
+export interface GpuSampleLike {
+  node: string;
+  uuid: string;
+  index: number;
+  model: string;
+  sampledAtMs: number;
+  memory: GpuMemory | null;
+}

@@ -6,6 +6,7 @@
  */
 import { chooseSlot } from './chooseSlot.js';
 import type { ReservationLedger } from './ledger.js';
+import { ReservationState } from './types.js';
 import type { PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 
@@ -16,9 +17,22 @@ export function reserveSlot(
   config: PlacementConfig,
   nowMs: number,
   opts: { dryRun: boolean },
-): { decision: SlotDecision; reservation: Reservation | null } {
+): { decision: SlotDecision; reservation: Reservation | null; superseded: Reservation[] } {
+  // A pod name exists once: a repeated admission of the same named pod (a retry, a replay, a
+  // direct call to /mutate) replaces the pending reservation of the earlier one rather than
+  // holding a second. Confirmed ones belong to a pod that exists and are never touched here.
+  const superseded: Reservation[] = [];
+  if (!opts.dryRun && request.podNamed) {
+    for (const held of ledger.onPod(request.podKey)) {
+      if (held.state === ReservationState.Pending && ledger.release(held.id) !== null) superseded.push(held);
+    }
+  }
   const decision = chooseSlot(inventory, ledger, request, config, nowMs);
-  if (!decision.ok || opts.dryRun) return { decision, reservation: null };
+  if (!decision.ok || opts.dryRun) {
+    // Nothing granted: what the earlier admission held stays held.
+    for (const r of superseded) ledger.restore(r);
+    return { decision, reservation: null, superseded: [] };
+  }
   const reservation = ledger.reserve(
     {
       podKey: request.podKey,
@@ -30,5 +44,5 @@ export function reserveSlot(
     },
     nowMs,
   );
-  return { decision, reservation };
+  return { decision, reservation, superseded };
 }

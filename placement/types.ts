@@ -22,6 +22,8 @@ export interface SlotRequest {
   gpuModel: string | null;
   /** Node the pod already pins (nodeSelector kubernetes.io/hostname or required node affinity), or null. */
   pinnedNode: string | null;
+  /** True when the pod has a name (not only a generateName): a name exists once, so a repeated admission supersedes the earlier one. */
+  podNamed?: boolean;
 }
 
 /** Placement settings (the `placement` block of the configuration). */

@@ -43,7 +43,7 @@ async function start(): Promise<Harness> {
   const deps: WebhookAppDeps = {
     config,
     logger: pino({ level: 'silent' }),
-    metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW }, { processMetrics: false }),
+    metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW, placement: config.placement }, { processMetrics: false }),
     store: new LocalReservationStore(),
     admitContext: (): AdmitContext => {
       if (state.fail) throw new Error('inventory exploded');

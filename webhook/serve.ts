@@ -20,6 +20,7 @@ import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
 import { sweepExpiredReservations } from './sweepExpiredReservations.js';
 import { createWebhookMetrics } from './webhookMetrics.js';
+import type { WebhookMetrics } from './webhookMetrics.js';
 import { loadDecisionKeyRing } from './decisionKeys.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
@@ -72,10 +73,21 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   let decisionKeys: () => DecisionKeyRing;
   let discovered: MetricsSource | null = null;
   let server: RunningServer | undefined;
+  // Counters the cluster integration reports into; set once the metrics exist.
+  let metricsRef: WebhookMetrics | undefined;
   if (config.cluster.enabled) {
     // Loaded only in cluster mode: the Kubernetes client stays out of offline runs.
     const { startClusterIntegration } = await import('../kube/startClusterIntegration.js');
-    const cluster = await startClusterIntegration(config, { ledger, logger, now, servedCertificatePem: () => server?.servedCertificatePem() ?? null });
+    const cluster = await startClusterIntegration(config, {
+      ledger,
+      logger,
+      now,
+      servedCertificatePem: () => server?.servedCertificatePem() ?? null,
+      onChange: (change) => {
+        if (change.kind === 'expired') metricsRef?.expiredUnconfirmed.inc(change.reservationIds.length);
+        else if (change.kind === 'forged') metricsRef?.forgedPods.inc();
+      },
+    });
     certificatesReady = Promise.all([cluster.certificatesReady, cluster.keysReady]).then(() => undefined);
     decisionKeys = () => cluster.decisionKeys();
     store = cluster.store;
@@ -106,9 +118,27 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
 
   const inventory = mergedInventory(() => refresher.current(), () => clusterNodes());
   // In cluster mode the integration expires reservations (and their durable records) itself.
-  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now);
+  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now, undefined, (count) => metricsRef?.expiredUnconfirmed.inc(count));
 
-  const metrics = createWebhookMetrics({ inventory, ledger, now });
+  const metrics = createWebhookMetrics({
+    inventory,
+    ledger,
+    now,
+    placement: config.placement,
+    onOvercommit: (row) =>
+      logger.error(
+        {
+          node: row.node,
+          gpu: row.uuid,
+          index: row.index,
+          account: row.account,
+          reservations: row.reservations.map((r) => ({ id: r.id, pod: r.podKey, memoryMiB: r.memoryMiB, state: r.state, runningSinceMs: r.runningSinceMs ?? null })),
+        },
+        'GPU over-committed: granted memory plus the use of what the webhook did not place exceeds its total; check for processes outside MPS on it, or raise placement.memorySafetyMarginMiB',
+      ),
+  });
+  metricsRef = metrics;
+  refresher.on('refresh', () => metrics.checkOvercommit());
   let draining = false;
   const webhook = createWebhookApp({
     config,

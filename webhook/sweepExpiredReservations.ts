@@ -27,6 +27,8 @@ export function sweepExpiredReservations(
   logger: Logger,
   now: () => number,
   intervals: { sweepMs: number; reportMs: number } = { sweepMs: EXPIRY_SWEEP_MS, reportMs: EXPIRY_REPORT_MS },
+  /** Told how many reservations each sweep released (for the expired-unconfirmed counter). */
+  onExpired?: (count: number) => void,
 ): ExpirySweep {
   let released: { id: string; pod: string }[] = [];
   let reportedAtMs = now();
@@ -36,7 +38,9 @@ export function sweepExpiredReservations(
   };
   const timer = setInterval(() => {
     const nowMs = now();
-    for (const r of ledger.expire(nowMs)) released.push({ id: r.id, pod: r.podKey });
+    const expired = ledger.expire(nowMs);
+    for (const r of expired) released.push({ id: r.id, pod: r.podKey });
+    if (expired.length > 0) onExpired?.(expired.length);
     if (nowMs - reportedAtMs < intervals.reportMs) return;
     reportedAtMs = nowMs;
     report();

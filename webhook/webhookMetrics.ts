@@ -4,6 +4,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import type { ReservationLedger } from '../placement/ledger.js';
+import { accountGpus } from '../placement/memoryAccounting.js';
+import type { GpuAccountRow } from '../placement/memoryAccounting.js';
+import type { PlacementConfig } from '../placement/types.js';
 
 export interface WebhookMetrics {
   registry: Registry;
@@ -11,13 +14,29 @@ export interface WebhookMetrics {
   duration: Histogram<'outcome'>;
   decisions: Counter<'result' | 'reason'>;
   commitConflicts: Counter;
+  /** Reservations that expired because their pod never appeared (abandoned admissions, or direct calls to /mutate). */
+  expiredUnconfirmed: Counter;
+  /** Pods seen carrying decision annotations or the injected label the webhook did not issue. */
+  forgedPods: Counter;
+  /**
+   * Check every GPU for over-commit (granted memory + unreserved use above its total); counts and
+   * reports each GPU that has newly become over-committed. Runs on every scrape; call it after
+   * each metrics refresh too.
+   */
+  checkOvercommit(): GpuAccountRow[];
 }
 
 export interface MetricsSources {
   inventory: () => GpuInventory;
   ledger: ReservationLedger;
   now: () => number;
+  /** The accounting settings (warm-up, safety margin). */
+  placement: Pick<PlacementConfig, 'observeAfterRunningSeconds' | 'memorySafetyMarginMiB'>;
+  /** Told of each GPU that has newly become over-committed. */
+  onOvercommit?: (row: GpuAccountRow) => void;
 }
+
+const MIB = 1024 * 1024;
 
 export function createWebhookMetrics(sources: MetricsSources, opts: { processMetrics: boolean } = { processMetrics: true }): WebhookMetrics {
   const registry = new Registry();
@@ -85,5 +104,77 @@ export function createWebhookMetrics(sources: MetricsSources, opts: { processMet
       this.set({ state: 'confirmed' }, counts.confirmed);
     },
   });
-  return { registry, requests, duration, decisions, commitConflicts };
+  const expiredUnconfirmed = new Counter({
+    name: 'mps_injector_reservations_expired_unconfirmed_total',
+    help: 'Reservations released because their pod never appeared within reservations.ttlSeconds (an admission the API server abandoned, or a direct call to /mutate).',
+    registers: [registry],
+  });
+  const forgedPods = new Counter({
+    name: 'mps_injector_forged_decisions_total',
+    help: 'Pods seen carrying decision annotations or the injected label the webhook did not issue; they hold no capacity.',
+    registers: [registry],
+  });
+
+  const overcommitDetected = new Counter({
+    name: 'mps_injector_gpu_overcommit_detected_total',
+    help: 'Times a GPU was found over-committed: granted memory plus the observed use of what the webhook did not place above its total.',
+    labelNames: ['node', 'gpu_uuid'] as const,
+    registers: [registry],
+  });
+  const overcommitted = new Set<string>();
+  const checkOvercommit = (): GpuAccountRow[] => {
+    const rows = accountGpus(sources.inventory().gpus, sources.ledger, sources.placement, sources.now());
+    const fresh: GpuAccountRow[] = [];
+    const now = new Set<string>();
+    for (const row of rows) {
+      if (row.account === null || row.account.committedMiB <= row.account.totalMiB) continue;
+      now.add(row.uuid);
+      if (overcommitted.has(row.uuid)) continue;
+      overcommitDetected.inc({ node: row.node, gpu_uuid: row.uuid });
+      fresh.push(row);
+      sources.onOvercommit?.(row);
+    }
+    overcommitted.clear();
+    for (const uuid of now) overcommitted.add(uuid);
+    return fresh;
+  };
+
+
+  // One pass over the GPUs per scrape sets every per-GPU gauge. prom-client collects metrics in
+  // registration order, so this gauge (registered first) fills the per-GPU ones before they are read.
+  const gpuGauges: Array<{ gauge: Gauge<'node' | 'gpu_uuid' | 'gpu_index'>; pick: (row: GpuAccountRow) => number | undefined }> = [];
+  new Gauge({
+    name: 'mps_injector_gpu_accounted',
+    help: 'GPUs accounted in the per-GPU memory gauges (those with memory series).',
+    registers: [registry],
+    collect() {
+      const rows = accountGpus(sources.inventory().gpus, sources.ledger, sources.placement, sources.now());
+      let accounted = 0;
+      for (const { gauge } of gpuGauges) gauge.reset();
+      for (const row of rows) {
+        if (row.account === null) continue;
+        accounted++;
+        const labels = { node: row.node, gpu_uuid: row.uuid, gpu_index: String(row.index) };
+        for (const { gauge, pick } of gpuGauges) {
+          const value = pick(row);
+          if (value !== undefined) gauge.set(labels, value * MIB);
+        }
+      }
+      this.set(accounted);
+      checkOvercommit();
+    },
+  });
+  const perGpu = (name: string, help: string, pick: (row: GpuAccountRow) => number | undefined): void => {
+    gpuGauges.push({ gauge: new Gauge({ name, help, labelNames: ['node', 'gpu_uuid', 'gpu_index'] as const, registers: [registry] }), pick });
+  };
+  perGpu('mps_injector_gpu_memory_total_bytes', 'GPU memory in total (free + used + reserved, as dcgm-exporter reports it).', (r) => r.account?.totalMiB);
+  perGpu('mps_injector_gpu_memory_granted_bytes', 'Sum of the pinned memory limits the webhook granted on the GPU (live reservations).', (r) => r.account?.grantedMiB);
+  perGpu('mps_injector_gpu_memory_observed_used_bytes', 'GPU memory in use in the newest sample.', (r) => r.account?.observedUsedMiB);
+  perGpu(
+    'mps_injector_gpu_memory_unreserved_used_bytes',
+    'Observed use of what the webhook did not place: observed use minus the grants the sample can show (pods running past the warm-up).',
+    (r) => r.account?.unreservedUsedMiB,
+  );
+  perGpu('mps_injector_gpu_memory_free_bytes', 'Room placement sees: total - (unreserved use + granted) - safety margin; negative when over-committed.', (r) => r.account?.freeMiB);
+  return { registry, requests, duration, decisions, commitConflicts, expiredUnconfirmed, forgedPods, checkOvercommit };
 }

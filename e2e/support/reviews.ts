@@ -1,5 +1,6 @@
 /** AdmissionReviews for whole-system tests, built from the real captured reviews in e2e/testdata. */
 import { readFileSync } from 'node:fs';
+import jsonPatch from 'fast-json-patch';
 import path from 'node:path';
 import { repoRoot } from './webhookProcess.js';
 
@@ -24,4 +25,19 @@ export function gpuPodReview(opts: { uid: string; name: string; annotations?: Re
   request.uid = opts.uid;
   if (opts.dryRun) request.dryRun = true;
   return base;
+}
+
+/**
+ * The pod the API server would store after admission: the review's object with the webhook's
+ * patch applied, in the review's namespace, named (a generateName pod gets `<generateName><suffix>`).
+ */
+export function storedPodAfter(review: Json, patchBase64: string, opts: { suffix?: string; nodeName?: string; status?: Json } = {}): Json {
+  const request = review.request as { object: Json; namespace?: string };
+  const ops = JSON.parse(Buffer.from(patchBase64, 'base64').toString()) as jsonPatch.Operation[];
+  const pod = jsonPatch.applyPatch(structuredClone(request.object), ops, true, false).newDocument as { metadata: Json; spec: Json };
+  const metadata: Json = { ...pod.metadata, namespace: request.namespace ?? pod.metadata.namespace };
+  if (metadata.name === undefined) metadata.name = `${String(metadata.generateName ?? 'pod-')}${opts.suffix ?? Math.random().toString(36).slice(2, 7)}`;
+  delete metadata.uid;
+  delete metadata.resourceVersion;
+  return { ...pod, metadata, spec: { ...pod.spec, ...(opts.nodeName !== undefined ? { nodeName: opts.nodeName } : {}) }, status: opts.status ?? { phase: 'Pending' } };
 }
