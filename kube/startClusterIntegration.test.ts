@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import { Annotation, Label } from '../injector/names.js';
 import { testKeySecret } from '../testing/decisionKeys.js';
 import { sealedPod } from '../testing/sealedPods.js';
 import { ReservationLedger } from '../placement/ledger.js';

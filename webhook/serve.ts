@@ -74,7 +74,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   let discovered: MetricsSource | null = null;
   let server: RunningServer | undefined;
   // Counters the cluster integration reports into; set once the metrics exist.
-  let metricsRef: WebhookMetrics | undefined;
+  const late: { metrics?: WebhookMetrics } = {};
   if (config.cluster.enabled) {
     // Loaded only in cluster mode: the Kubernetes client stays out of offline runs.
     const { startClusterIntegration } = await import('../kube/startClusterIntegration.js');
@@ -84,8 +84,8 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
       now,
       servedCertificatePem: () => server?.servedCertificatePem() ?? null,
       onChange: (change) => {
-        if (change.kind === 'expired') metricsRef?.expiredUnconfirmed.inc(change.reservationIds.length);
-        else if (change.kind === 'forged') metricsRef?.forgedPods.inc();
+        if (change.kind === 'expired') late.metrics?.expiredUnconfirmed.inc(change.reservationIds.length);
+        else if (change.kind === 'forged') late.metrics?.forgedPods.inc();
       },
     });
     certificatesReady = Promise.all([cluster.certificatesReady, cluster.keysReady]).then(() => undefined);
@@ -118,7 +118,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
 
   const inventory = mergedInventory(() => refresher.current(), () => clusterNodes());
   // In cluster mode the integration expires reservations (and their durable records) itself.
-  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now, undefined, (count) => metricsRef?.expiredUnconfirmed.inc(count));
+  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now, undefined, (count) => late.metrics?.expiredUnconfirmed.inc(count));
 
   const metrics = createWebhookMetrics({
     inventory,
@@ -137,7 +137,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
         'GPU over-committed: granted memory plus the use of what the webhook did not place exceeds its total; check for processes outside MPS on it, or raise placement.memorySafetyMarginMiB',
       ),
   });
-  metricsRef = metrics;
+  late.metrics = metrics;
   refresher.on('refresh', () => metrics.checkOvercommit());
   let draining = false;
   const webhook = createWebhookApp({
