@@ -17,7 +17,7 @@ import { renderMarkdownTable, summarizeSimulation } from '../simulate/report.js'
 import type { TraceSummary } from '../simulate/report.js';
 import { defaultSimulationSettings, runSimulation } from '../simulate/runSimulation.js';
 import type { SimulationSettings } from '../simulate/runSimulation.js';
-import { STRATEGY_NAMES, isStrategyName } from '../simulate/strategies/placementStrategy.js';
+import { ObserveRule, STRATEGY_NAMES, isStrategyName } from '../simulate/strategies/placementStrategy.js';
 import type { StrategyName } from '../simulate/strategies/placementStrategy.js';
 import { TraceError, formatTraceJson } from '../simulate/trace.js';
 import { CliError } from './cliError.js';
@@ -59,6 +59,9 @@ interface SimulateOptions {
   strategies: StrategyName[];
   replicaSized?: boolean;
   maxThreadPercentSum?: number;
+  startLatency: number;
+  observeRule: ObserveRule;
+  unmanagedMemory: number;
 }
 
 /** Errors that come from what the user passed become a CliError: one message, exit code 2. */
@@ -86,6 +89,9 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
     replicasPerGpu: opts.replicas,
     timeSliceOverhead: opts.timeSliceOverhead,
     strategies: opts.strategies,
+    startLatency: { ...defaultSimulationSettings().startLatency, medianS: opts.startLatency },
+    observeRule: opts.observeRule,
+    unmanagedMiB: opts.unmanagedMemory,
     placementOverrides,
   };
   const cluster = await loadCluster(opts.cluster);
@@ -138,6 +144,13 @@ export function registerSimulateCommand(program: Command): void {
     .option('--replicas <n>', 'replicas per GPU of equal-split and time-slicing', integer('--replicas', 1), 4)
     .option('--time-slice-overhead <ratio>', 'share of GPU time lost to context switches under time-slicing', numberOption('--time-slice-overhead', (n) => n >= 0 && n < 1, 'a ratio in [0, 1)'), 0.05)
     .addOption(new Option('--strategies <list>', 'comma list of strategies to run').argParser(strategyList).default([...STRATEGY_NAMES], STRATEGY_NAMES.join(',')))
+    .option('--start-latency <s>', 'median seconds from pod creation to its containers running (image pull, start); log-normal per pod', numberOption('--start-latency', (n) => n > 0, 'a number of seconds above 0'), defaultSimulationSettings().startLatency.medianS)
+    .addOption(
+      new Option('--observe-rule <rule>', "when mps-injector takes a reservation as visible in a sample: 'running' (after the warm-up; the product) or 'legacy' (from pod creation; the old rule, to compare)")
+        .choices(Object.values(ObserveRule))
+        .default(ObserveRule.Running),
+    )
+    .option('--unmanaged-memory <MiB>', 'memory every GPU carries for processes no strategy placed, MiB', numberOption('--unmanaged-memory', (n) => n >= 0, 'a number of MiB, 0 or more'), 0)
     .option('--replica-sized', 'keep only the pods that fit one equal-split replica (same-load comparison)')
     .option('--max-thread-percent-sum <n>', "override mps-injector's placement.maxThreadPercentSum (default 200)", integer('--max-thread-percent-sum', 1))
     .action(async (opts: SimulateOptions) => {

@@ -12,6 +12,8 @@ import { buildTrace, parseTraceText } from './trace.js';
 import type { Trace, TracePod } from './trace.js';
 
 const H100_MIB = 81559;
+/** Pods that run the moment they are created (the hand-made traces time their pods to the second). */
+const NO_START_LATENCY = { medianS: 0.001, sigma: 0, minS: 0, maxS: 0 };
 
 function shippedTrace(kind: string): Trace {
   const file = fileURLToPath(new URL(`./traces/${kind}.json`, import.meta.url));
@@ -68,8 +70,8 @@ describe('runSimulation: metrics lag', () => {
     expect(metricsOnly({ memoryRampS: 0 }).overcommitEvents.length).toBeGreaterThan(0);
   });
 
-  it('without lag (tiny interval, no scrape delay, no ramp) metrics-only never over-commits', () => {
-    const run = metricsOnly({ metricsIntervalS: 1e-7, scrapeDelayS: 0, memoryRampS: 0 });
+  it('without lag (tiny interval, no scrape delay, no ramp, no start latency) metrics-only never over-commits', () => {
+    const run = metricsOnly({ metricsIntervalS: 1e-7, scrapeDelayS: 0, memoryRampS: 0, startLatency: NO_START_LATENCY });
     expect(run.overcommitEvents).toEqual([]);
     expect(run.overcommitPods).toBe(0);
     expect(run.admitted + run.refused).toBe(burst.pods.length);
@@ -80,6 +82,17 @@ describe('runSimulation: metrics lag', () => {
       const run = runOf(runSimulation(shippedTrace(kind), cluster4x8, settings({ strategies: ['mps-injector'] })), 'mps-injector');
       expect({ kind, events: run.overcommitEvents.length }).toEqual({ kind, events: 0 });
     }
+  });
+
+  it('pods start after a start latency: the simulator sees what a pod that exists but does not run does to the old rule', () => {
+    // 20 GiB on every GPU that no strategy placed; pods run 5 s to 10 min after creation.
+    const withForeignUse = { strategies: ['mps-injector' as const], unmanagedMiB: 20 * 1024 };
+    const current = runOf(runSimulation(shippedTrace('burst'), cluster4x8, settings(withForeignUse)), 'mps-injector');
+    const legacy = runOf(runSimulation(shippedTrace('burst'), cluster4x8, settings({ ...withForeignUse, observeRule: 'legacy' })), 'mps-injector');
+    expect(current.overcommitEvents).toEqual([]);
+    expect(legacy.overcommitEvents.length).toBeGreaterThan(0);
+    // Every placement starts running after its admission, by the drawn latency.
+    expect(current.placements.every((p) => p.startS >= 0)).toBe(true);
   });
 });
 
@@ -158,7 +171,7 @@ describe('runSimulation: invariants of every strategy on every shipped trace', (
 });
 
 describe('runSimulation: the contention and usage model on hand-made traces', () => {
-  const exact = (overrides: Partial<SimulationSettings> = {}) => settings({ computeNoise: 0, memoryRampS: 0, ...overrides });
+  const exact = (overrides: Partial<SimulationSettings> = {}) => settings({ startLatency: NO_START_LATENCY,  computeNoise: 0, memoryRampS: 0, ...overrides });
 
   it('counts GPU-hours as the time a GPU hosts at least one pod', () => {
     const trace = handTrace([pod('a', 0, 3600, 4, 10), pod('b', 1800, 3600, 4, 10)]);
@@ -203,7 +216,7 @@ describe('runSimulation: the contention and usage model on hand-made traces', ()
 
   it('sees an over-commit that only builds up while memory ramps', () => {
     const trace = handTrace([pod('a', 0, 600, 50, 10), pod('b', 1, 600, 50, 10)]);
-    const run = runOf(runSimulation(trace, oneGpu, settings({ strategies: ['time-slicing'], memoryRampS: 60, stepS: 5 })), 'time-slicing');
+    const run = runOf(runSimulation(trace, oneGpu, settings({ startLatency: NO_START_LATENCY,  strategies: ['time-slicing'], memoryRampS: 60, stepS: 5 })), 'time-slicing');
     expect(run.overcommitEvents).toHaveLength(1);
     // 50 GiB + 50 GiB ramping from t=1 passes 81559 MiB at t = 48.3 s (51200 (2t - 1) / 60 > 81559); seen at the next 5 s step.
     expect(run.overcommitEvents[0]!.atS).toBe(50);

@@ -22,7 +22,8 @@ import type { UsageModel } from './podUsage.js';
 import { SimulatedExporter } from './simulatedExporter.js';
 import type { GpuActivity } from './simulatedExporter.js';
 import { createStrategy } from './strategies/createStrategy.js';
-import { Sharing, STRATEGY_NAMES } from './strategies/placementStrategy.js';
+import { ObserveRule, Sharing, STRATEGY_NAMES } from './strategies/placementStrategy.js';
+import { hashUniform, normalFromUniforms } from './seededRandom.js';
 import type { PlacementStrategy, StrategyName } from './strategies/placementStrategy.js';
 import { traceEndS } from './trace.js';
 import type { Trace, TracePod } from './trace.js';
@@ -55,6 +56,16 @@ export interface SimulationSettings {
   /** Share of GPU time lost to context switches when two or more pods time-slice a GPU. */
   timeSliceOverhead: number;
   strategies: readonly StrategyName[];
+  /**
+   * From a pod's creation to its containers running (scheduling, a multi-GB image pull, then
+   * the runtime starting): log-normal with this median and sigma, clamped to [minS, maxS].
+   * Memory then ramps over memoryRampS (the model load). docs/simulation.md.
+   */
+  startLatency: { medianS: number; sigma: number; minS: number; maxS: number };
+  /** Memory every GPU carries for processes no strategy placed (a monitoring agent, a device-plugin pod), MiB. */
+  unmanagedMiB: number;
+  /** How mps-injector takes a reservation as visible in a sample ('legacy': the rule before the warm-up). */
+  observeRule: ObserveRule;
   /** Documented overrides of defaultConfig().placement (policy and metrics age are set from the fields above). */
   placementOverrides: Partial<PlacementConfig>;
   /** Wall clock for timing decisions, ms (performance.now by default). */
@@ -73,6 +84,9 @@ export function defaultSimulationSettings(): SimulationSettings {
     replicasPerGpu: 4,
     timeSliceOverhead: 0.05,
     strategies: STRATEGY_NAMES,
+    startLatency: { medianS: 45, sigma: 0.7, minS: 5, maxS: 600 },
+    observeRule: ObserveRule.Running,
+    unmanagedMiB: 0,
     placementOverrides: {},
     clock: () => performance.now(),
   };
@@ -187,7 +201,7 @@ export function runSimulation(trace: Trace, cluster: ClusterSpec, settings: Simu
   const stepS = settings.stepS;
   const seriesEvery = Math.max(1, Math.ceil(endS / 400 / stepS));
   const runs = settings.strategies.map((name) => {
-    const strategy = createStrategy(name, { gpus, placement, replicasPerGpu: settings.replicasPerGpu, reservationTtlMs: defaultConfig().reservations.ttlSeconds * 1000 });
+    const strategy = createStrategy(name, { gpus, placement, replicasPerGpu: settings.replicasPerGpu, reservationTtlMs: defaultConfig().reservations.ttlSeconds * 1000, observeRule: settings.observeRule });
     return simulateStrategy(strategy, trace, gpus, settings, seriesEvery);
   });
   const { clock: _clock, placementOverrides: _overrides, ...plain } = settings;
@@ -198,6 +212,8 @@ function validateSettings(settings: SimulationSettings): void {
   const problems: string[] = [];
   if (!(settings.metricsIntervalS > 0)) problems.push(`metricsIntervalS must be above 0 (got ${settings.metricsIntervalS}); use a tiny value such as 0.000001 for metrics without lag`);
   if (!(settings.scrapeDelayS >= 0)) problems.push(`scrapeDelayS must be 0 or more (got ${settings.scrapeDelayS})`);
+  const lat = settings.startLatency;
+  if (!(lat.medianS > 0 && lat.sigma >= 0 && lat.minS >= 0 && lat.maxS >= lat.minS)) problems.push(`startLatency needs medianS > 0, sigma >= 0 and 0 <= minS <= maxS (got ${JSON.stringify(lat)})`);
   if (!(settings.memoryRampS >= 0)) problems.push(`memoryRampS must be 0 or more (got ${settings.memoryRampS})`);
   if (!(settings.stepS > 0)) problems.push(`stepS must be above 0 (got ${settings.stepS})`);
   if (!(settings.computeNoise >= 0)) problems.push(`computeNoise must be 0 or more (got ${settings.computeNoise})`);
@@ -205,6 +221,13 @@ function validateSettings(settings: SimulationSettings): void {
   if (!Number.isInteger(settings.seed)) problems.push(`seed must be an integer (got ${settings.seed})`);
   if (settings.strategies.length === 0) problems.push(`strategies must name at least one of ${STRATEGY_NAMES.join(', ')}`);
   if (problems.length > 0) throw new RangeError(`invalid simulation settings:\n  - ${problems.join('\n  - ')}`);
+}
+
+/** A pod's start latency in ms: the same for every strategy (it depends on the pod, not on where it goes). */
+export function startLatencyMs(settings: Pick<SimulationSettings, 'seed' | 'startLatency'>, ordinal: number): number {
+  const { medianS, sigma, minS, maxS } = settings.startLatency;
+  const z = normalFromUniforms(hashUniform(settings.seed, ordinal, 0, 3), hashUniform(settings.seed, ordinal, 0, 4));
+  return Math.round(Math.min(maxS, Math.max(minS, medianS * Math.exp(sigma * z))) * 1000);
 }
 
 function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: readonly SimGpu[], settings: SimulationSettings, seriesEvery: number): StrategyRun {
@@ -239,6 +262,20 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   };
   const affected = new Set<string>();
   let gpuBusyMs = 0;
+  const latencies = trace.pods.map((_pod, ordinal) => startLatencyMs(settings, ordinal));
+  /** Pods admitted and not yet running, by the time they start (ties: trace order). */
+  const starts: { key: string; atMs: number; ordinal: number }[] = [];
+  const insertStart = (entry: { key: string; atMs: number; ordinal: number }): void => {
+    let lo = 0;
+    let hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = starts[mid]!;
+      if (other.atMs < entry.atMs || (other.atMs === entry.atMs && other.ordinal < entry.ordinal)) lo = mid + 1;
+      else hi = mid;
+    }
+    starts.splice(lo, 0, entry);
+  };
 
   function suppliesOf(residents: readonly Resident[], demands: readonly number[]): number[] {
     if (strategy.sharing === Sharing.TimeSlicing) return timeSlicedSupply(demands, settings.timeSliceOverhead);
@@ -249,9 +286,9 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   }
 
   function activityAt(track: GpuTrack | undefined, atMs: number): GpuActivity {
-    if (track === undefined) return { usedMiB: 0, utilPercent: 0, podKeys: [] };
+    if (track === undefined) return { usedMiB: settings.unmanagedMiB, utilPercent: 0, podKeys: [] };
     const present = [...track.past, ...track.residents].filter((r) => r.startMs <= atMs && atMs < r.endMs);
-    let usedMiB = 0;
+    let usedMiB = settings.unmanagedMiB;
     for (const r of present) usedMiB += memoryUsedMiB(r.pod.memoryMiB, r.startMs, atMs, usage);
     const demands = present.map((r) => computeDemand(r.pod.computePercent, r.ordinal, atMs, usage));
     const utilPercent = suppliesOf(present, demands).reduce((sum, s) => sum + s, 0);
@@ -270,7 +307,8 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   }
 
   function refreshRates(track: GpuTrack, nowMs: number): void {
-    const demands = track.residents.map((r) => computeDemand(r.pod.computePercent, r.ordinal, nowMs, usage));
+    // A pod that is not running yet (pulling, starting) asks for no compute.
+    const demands = track.residents.map((r) => (nowMs < r.startMs ? 0 : computeDemand(r.pod.computePercent, r.ordinal, nowMs, usage)));
     const supplies = suppliesOf(track.residents, demands);
     track.residents.forEach((r, i) => {
       r.demand = demands[i] ?? 0;
@@ -279,7 +317,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   }
 
   function checkOvercommit(track: GpuTrack, nowMs: number): void {
-    let usedMiB = 0;
+    let usedMiB = settings.unmanagedMiB;
     for (const r of track.residents) usedMiB += memoryUsedMiB(r.pod.memoryMiB, r.startMs, nowMs, usage);
     const over = usedMiB > track.gpu.memoryMiB;
     if (over) {
@@ -313,12 +351,13 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     const track = tracks.get(decision.gpuUuid);
     if (track === undefined) throw new SimulationInvariantError(`${strategy.name} placed ${podKey} on unknown GPU ${decision.gpuUuid}`);
     integrate(track, nowMs);
+    const runningAtMs = nowMs + (latencies[ordinal] ?? 0);
     const resident: Resident = {
       pod,
       ordinal,
       podKey,
-      startMs: nowMs,
-      endMs: nowMs + pod.durationS * 1000,
+      startMs: runningAtMs,
+      endMs: runningAtMs + pod.durationS * 1000,
       threadPercent: decision.threadPercent,
       memoryLimitMiB: decision.memoryLimitMiB,
       highClient: decision.highPriorityClient,
@@ -339,11 +378,22 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
       podId: pod.id,
       gpuUuid: track.gpu.uuid,
       node: track.gpu.node,
-      startS: nowMs / 1000,
+      startS: runningAtMs / 1000,
       endS: resident.endMs / 1000,
       threadPercent: decision.threadPercent,
       memoryLimitMiB: decision.memoryLimitMiB,
     });
+    // The API server creates the pod right after admission: the pod watch sees it; it runs later.
+    strategy.created?.(podKey, SIMULATION_EPOCH_MS + nowMs);
+    insertStart({ key: podKey, atMs: runningAtMs, ordinal });
+    refreshRates(track, nowMs);
+    checkOvercommit(track, nowMs);
+  }
+
+  function start(podKey: string, nowMs: number): void {
+    const track = podGpu.get(podKey);
+    if (track === undefined) return;
+    integrate(track, nowMs);
     strategy.started(podKey, SIMULATION_EPOCH_MS + nowMs);
     refreshRates(track, nowMs);
     checkOvercommit(track, nowMs);
@@ -385,7 +435,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   }
 
   // Departures in time order (ties: trace order); pods never admitted are skipped.
-  const departures = trace.pods.map((pod, ordinal) => ({ key: `${SIM_NAMESPACE}/${pod.id}`, atMs: (pod.arrivalS + pod.durationS) * 1000, ordinal }));
+  const departures = trace.pods.map((pod, ordinal) => ({ key: `${SIM_NAMESPACE}/${pod.id}`, atMs: pod.arrivalS * 1000 + (latencies[ordinal] ?? 0) + pod.durationS * 1000, ordinal }));
   departures.sort((a, b) => a.atMs - b.atMs || a.ordinal - b.ordinal);
 
   let nextArrival = 0;
@@ -396,11 +446,16 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     const arrivalMs = arrival === undefined ? Infinity : arrival.arrivalS * 1000;
     const departure = departures[nextDeparture];
     const departureMs = departure === undefined ? Infinity : departure.atMs;
+    const pendingStart = starts[0];
+    const startAtMs = pendingStart === undefined ? Infinity : pendingStart.atMs;
     if (arrival === undefined && departure === undefined) break;
     const stepMsNow = stepIndex * stepMs;
-    if (departure !== undefined && departureMs <= arrivalMs && departureMs <= stepMsNow) {
+    if (departure !== undefined && departureMs <= arrivalMs && departureMs <= stepMsNow && departureMs <= startAtMs) {
       depart(departure.key, departureMs);
       nextDeparture++;
+    } else if (pendingStart !== undefined && startAtMs <= arrivalMs && startAtMs <= stepMsNow) {
+      starts.shift();
+      start(pendingStart.key, startAtMs);
     } else if (stepMsNow <= arrivalMs) {
       step(stepMsNow, stepIndex);
       stepIndex++;

@@ -4,7 +4,7 @@ import type { SimGpu } from '../cluster.js';
 import { MetricsOnlyStrategy } from './metricsOnlyStrategy.js';
 import { MpsInjectorStrategy } from './mpsInjectorStrategy.js';
 import { StrategyName } from './placementStrategy.js';
-import type { PlacementStrategy } from './placementStrategy.js';
+import type { ObserveRule, PlacementStrategy } from './placementStrategy.js';
 import { EqualSplitStrategy, TimeSlicingStrategy } from './replicaStrategies.js';
 
 export interface StrategyContext {
@@ -12,12 +12,13 @@ export interface StrategyContext {
   placement: PlacementConfig;
   replicasPerGpu: number;
   reservationTtlMs: number;
+  observeRule?: ObserveRule;
 }
 
 export function createStrategy(name: StrategyName, context: StrategyContext): PlacementStrategy {
   switch (name) {
     case StrategyName.MpsInjector:
-      return new MpsInjectorStrategy(context.placement, context.reservationTtlMs);
+      return new MpsInjectorStrategy(context.placement, context.reservationTtlMs, context.observeRule);
     case StrategyName.MetricsOnly:
       return new MetricsOnlyStrategy();
     case StrategyName.EqualSplit:

@@ -7,7 +7,7 @@ import { ReservationLedger } from '../../placement/ledger.js';
 import { reserveSlot } from '../../placement/reserveSlot.js';
 import { Priority } from '../../placement/types.js';
 import type { PlacementConfig, SlotRequest } from '../../placement/types.js';
-import { Sharing, StrategyName } from './placementStrategy.js';
+import { ObserveRule, Sharing, StrategyName } from './placementStrategy.js';
 import type { PlacementInput, PlacementStrategy, StrategyDecision } from './placementStrategy.js';
 
 export class MpsInjectorStrategy implements PlacementStrategy {
@@ -20,7 +20,14 @@ export class MpsInjectorStrategy implements PlacementStrategy {
   constructor(
     private readonly config: PlacementConfig,
     reservationTtlMs: number,
+    /**
+     * 'running' (the product): a reservation counts as inside a sample once its pod ran for the
+     * warm-up. 'legacy': the rule before the warm-up, which took a created pod as already using
+     * its memory (kept to show that the simulator catches what it got wrong).
+     */
+    private readonly observeRule: ObserveRule = ObserveRule.Running,
   ) {
+    if (observeRule === ObserveRule.Legacy) this.config = { ...config, observeAfterRunningSeconds: 0 };
     let next = 0;
     this.ledger = new ReservationLedger({ ttlMs: reservationTtlMs, newId: () => `sim-${++next}` });
   }
@@ -48,11 +55,21 @@ export class MpsInjectorStrategy implements PlacementStrategy {
     };
   }
 
-  started(podKey: string, nowMs: number): void {
+  /** The pod watch sees the pod object: confirmed (and, under the legacy rule, taken as using its memory). */
+  created(podKey: string, nowMs: number): void {
     const id = this.reservationByPod.get(podKey);
     if (id === undefined || !this.ledger.confirm(id, nowMs)) {
-      throw new Error(`reservation of ${podKey} could not be confirmed at start (expired or unknown); raise reservations.ttlSeconds above the pod start delay`);
+      throw new Error(`reservation of ${podKey} could not be confirmed when its pod was created (expired or unknown); raise reservations.ttlSeconds above the admission-to-creation delay`);
     }
+    if (this.observeRule === ObserveRule.Legacy) this.ledger.markRunning(id, nowMs);
+  }
+
+  /** The pod's containers run: the warm-up starts. */
+  started(podKey: string, nowMs: number): void {
+    const id = this.reservationByPod.get(podKey);
+    if (id === undefined) throw new Error(`pod ${podKey} started without a reservation`);
+    if (this.ledger.get(id)?.state !== 'confirmed') this.created(podKey, nowMs);
+    if (this.observeRule === ObserveRule.Running) this.ledger.markRunning(id, nowMs);
   }
 
   departed(podKey: string): void {

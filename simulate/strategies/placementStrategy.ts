@@ -19,6 +19,10 @@ export function isStrategyName(text: string): text is StrategyName {
 }
 
 /** How pods on one GPU share its compute (see interference.ts). */
+/** How mps-injector takes a reservation as visible in a GPU sample (docs/adr/0002-placement.md). */
+export const ObserveRule = { Running: 'running', Legacy: 'legacy' } as const;
+export type ObserveRule = (typeof ObserveRule)[keyof typeof ObserveRule];
+
 export const Sharing = { Mps: 'mps', TimeSlicing: 'time-slicing' } as const;
 export type Sharing = (typeof Sharing)[keyof typeof Sharing];
 
@@ -60,6 +64,8 @@ export interface PlacementStrategy {
   place(input: PlacementInput): StrategyDecision;
   /** The pod is running (its reservation, if any, is confirmed). */
   started(podKey: string, nowMs: number): void;
+  /** The pod object was created (the pod watch sees it: its reservation, if any, is confirmed); it runs only later. */
+  created?(podKey: string, nowMs: number): void;
   /** The pod ended: give its capacity back. */
   departed(podKey: string, nowMs: number): void;
   /** Slots still held by the strategy's bookkeeping at nowMs (0 once every pod has ended). */
