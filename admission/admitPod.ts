@@ -13,6 +13,7 @@ import { reserveSlot } from '../placement/reserveSlot.js';
 import type { Reservation, SlotChoice } from '../placement/types.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
+import { enforceMpsAccess } from '../injector/mpsAccess.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 
 export const AdmissionOutcome = {
@@ -62,16 +63,22 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     throw err;
   }
 
+  // MPS access only through the injector: checked before anything is reserved.
+  const selected = intent.kind === 'skip' ? [] : intent.kind === 'reinject' ? intent.recorded.containers : intent.containers;
+  const access = enforceMpsAccess(req.pod, selected, config.injection, { injecting: intent.kind !== 'skip' });
+  if (!access.ok) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: access.message };
+  const pod = access.pod;
+
   if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
 
   if (intent.kind === 'reinject') {
     const { choice, reservationId, containers } = intent.recorded;
-    const injected = injectPod(req.pod, choice, reservationId, containers, config.injection);
+    const injected = injectPod(pod, choice, reservationId, containers, config.injection);
     return {
       outcome: AdmissionOutcome.Mutated,
       patch: buildPatch(req.pod, injected.pod),
       mutated: injected.pod,
-      warnings: injected.warnings,
+      warnings: withAccessWarnings(access.warnings, injected.warnings),
       choice,
       reservation: null,
       reinjected: true,
@@ -92,14 +99,18 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
   }
 
   const reservationId = reservation?.id ?? DRY_RUN_RESERVATION;
-  const injected = injectPod(req.pod, decision, reservationId, intent.containers, config.injection);
+  const injected = injectPod(pod, decision, reservationId, intent.containers, config.injection);
   return {
     outcome: AdmissionOutcome.Mutated,
     patch: buildPatch(req.pod, injected.pod),
     mutated: injected.pod,
-    warnings: injected.warnings,
+    warnings: withAccessWarnings(access.warnings, injected.warnings),
     choice: decision,
     reservation,
     reinjected: false,
   };
+}
+
+function withAccessWarnings(access: readonly string[], injection: string[]): string[] {
+  return access.length === 0 ? injection : [...access, ...injection];
 }

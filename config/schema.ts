@@ -115,6 +115,8 @@ export const configSchema = z
         hostShmDirectory: z.string().startsWith('/').default('/run/nvidia/mps/shm'),
         /** Set NVIDIA_VISIBLE_DEVICES to the chosen GPU's UUID. */
         setVisibleDevices: z.boolean().default(true),
+        /** A pod that reaches MPS around the injector (MPS env in an unselected, init or ephemeral container; its own hostPath at, under or above the MPS directories; a mount over the pipe): reject it, or strip those parts with a warning. */
+        mpsAccessPolicy: z.enum(['reject', 'strip']).default('reject'),
         /** Tolerations added to every injected pod (not duplicated). */
         tolerations: z.array(toleration).default([]),
         initContainer: z
