@@ -102,11 +102,14 @@ export function findMpsAccessProblems(
   // Injection replaces an init container of this name with its own.
   const isReplacedByInjection = (ref: ContainerRef): boolean => opts.injecting && ref.kind === 'init container' && ref.name === INIT_CONTAINER_NAME;
 
-  for (const [ref, container] of containersOf(spec)) {
-    if (isSelected(ref) || isReplacedByInjection(ref)) continue;
-    const names = (container.env ?? []).map((e) => e.name).filter((name) => typeof name === 'string' && isMpsAccessVariable(name));
+  forEachContainer(spec, (kind, container) => {
+    const env = container.env;
+    if (env === undefined || env.length === 0) return;
+    const ref: ContainerRef = { kind, name: container.name };
+    if (isSelected(ref) || isReplacedByInjection(ref)) return;
+    const names = env.map((e) => e.name).filter((name) => typeof name === 'string' && isMpsAccessVariable(name));
     if (names.length > 0) findings.push({ kind: 'env', container: ref, names: [...new Set(names)] });
-  }
+  });
 
   const directories: [MpsDirectory, string][] = [
     ['pipe', config.hostPipeDirectory],
@@ -130,9 +133,12 @@ export function findMpsAccessProblems(
   }
 
   if (opts.injecting) {
-    for (const [ref, container] of containersOf(spec)) {
+    forEachContainer(spec, (kind, container) => {
+      const mounts = container.volumeMounts;
+      if (mounts === undefined || mounts.length === 0) return;
+      const ref: ContainerRef = { kind, name: container.name };
       const selectedHere = isSelected(ref);
-      for (const mount of container.volumeMounts ?? []) {
+      for (const mount of mounts) {
         const own = injectionVolumes.get(mount.name);
         if (own !== undefined && !selectedHere && !isReplacedByInjection(ref)) {
           findings.push({ kind: 'injected-volume-mount', container: ref, volume: mount.name, mountPath: mount.mountPath, directory: own });
@@ -141,7 +147,7 @@ export function findMpsAccessProblems(
           findings.push({ kind: 'pipe-shadowed', container: ref, volume: mount.name, mountPath: mount.mountPath });
         }
       }
-    }
+    });
   }
   return findings;
 }
@@ -201,10 +207,10 @@ function directoryWords(directory: MpsDirectory): string {
   return directory === 'pipe' ? 'MPS pipe directory' : 'MPS shm directory';
 }
 
-function* containersOf(spec: PodSpec): Generator<[ContainerRef, Container]> {
-  for (const c of spec.containers ?? []) yield [{ kind: 'container', name: c.name }, c];
-  for (const c of spec.initContainers ?? []) yield [{ kind: 'init container', name: c.name }, c];
-  for (const c of spec.ephemeralContainers ?? []) yield [{ kind: 'ephemeral container', name: c.name }, c as Container];
+function forEachContainer(spec: PodSpec, visit: (kind: ContainerKind, container: Container) => void): void {
+  for (const c of spec.containers ?? []) visit('container', c);
+  for (const c of spec.initContainers ?? []) visit('init container', c);
+  for (const c of spec.ephemeralContainers ?? []) visit('ephemeral container', c as Container);
 }
 
 const INJECTED_NAME: Record<MpsDirectory, RegExp> = {
