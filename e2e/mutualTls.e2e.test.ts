@@ -80,3 +80,22 @@ test('a client without a certificate, or with one from another CA, is refused an
   expect(other.body).toContain('not verified against the CA in server.clientCAFile');
   expect(webhook.logs.some((entry) => entry.uid === 'mtls-2')).toBe(false);
 });
+
+test('a client CA file that is missing stops serve with a message naming it, not a stack trace', async () => {
+  const attempt = startWebhookProcess(
+    {
+      server: { clientCAFile: '/nonexistent/mps-injector/client-ca.crt' },
+      metrics: { source: 'file', file: path.join(repoRoot, 'examples/dcgm-h100x8.prom') },
+    },
+    certs,
+  );
+  const failure = await attempt.then(
+    async (started) => {
+      await started.stop();
+      return new Error('the webhook started without its client CA file');
+    },
+    (err: unknown) => err as Error,
+  );
+  expect(failure.message).toContain('mps-injector: cannot read the client CA file /nonexistent/mps-injector/client-ca.crt (server.clientCAFile): no such file');
+  expect(failure.message).not.toContain('unexpected error');
+});
