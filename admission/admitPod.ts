@@ -13,6 +13,7 @@ import { reserveSlot } from '../placement/reserveSlot.js';
 import type { Reservation, SlotChoice } from '../placement/types.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
+import { enforceMpsAccess } from '../injector/mpsAccess.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 import type { PodIntent, RecordedDecision } from '../injector/readSlotRequest.js';
 import { DRY_RUN_RESERVATION, RECORD_ANNOTATIONS, podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
@@ -78,6 +79,12 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     throw err;
   }
 
+  // MPS access only through the injector: checked before anything is reserved.
+  const selected = intent.kind === 'skip' ? [] : intent.kind === 'reinject' ? intent.recorded.containers : intent.containers;
+  const access = enforceMpsAccess(req.pod, selected, config.injection, { injecting: intent.kind !== 'skip' });
+  if (!access.ok) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: access.message };
+  const pod = access.pod;
+
   if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
 
   const warnings: string[] = [];
@@ -85,12 +92,12 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     const { choice, reservationId, containers, issuedAtMs } = intent.recorded;
     const replay = replayedDecision(intent.recorded, ctx);
     if (replay === null) {
-      const injected = injectPod(req.pod, choice, reservationId, containers, config.injection);
+      const injected = injectPod(pod, choice, reservationId, containers, config.injection);
       return {
         outcome: AdmissionOutcome.Mutated,
         patch: buildPatch(req.pod, injected.pod),
         mutated: injected.pod,
-        warnings: injected.warnings,
+        warnings: withAccessWarnings(access.warnings, injected.warnings),
         choice,
         reservation: null,
         reinjected: true,
@@ -98,7 +105,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     }
     warnings.push(`mps-injector placed this pod afresh: its sealed decision (reservation ${reservationId}, issued ${new Date(issuedAtMs).toISOString()}) ${replay}`);
     try {
-      intent = readSlotRequest(withoutRecord(req.pod), { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
+      intent = readSlotRequest(withoutRecord(pod), { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
     } catch (err) {
       if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
       throw err;
@@ -140,12 +147,12 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
           },
           ctx.keys,
         );
-  const injected = injectPod(req.pod, decision, reservationId, intent.containers, config.injection, seal);
+  const injected = injectPod(pod, decision, reservationId, intent.containers, config.injection, seal);
   return {
     outcome: AdmissionOutcome.Mutated,
     patch: buildPatch(req.pod, injected.pod),
     mutated: injected.pod,
-    warnings: [...warnings, ...injected.warnings],
+    warnings: [...warnings, ...withAccessWarnings(access.warnings, injected.warnings)],
     choice: decision,
     reservation,
     reinjected: false,
@@ -176,4 +183,8 @@ function withoutRecord(pod: Pod): Pod {
   const labels = { ...(pod.metadata?.labels ?? {}) };
   delete labels[Label.Injected];
   return { ...pod, metadata: { ...pod.metadata, annotations, labels } };
+}
+
+function withAccessWarnings(access: readonly string[], injection: string[]): string[] {
+  return access.length === 0 ? injection : [...access, ...injection];
 }

@@ -113,6 +113,40 @@ export function issueServingCertificate(
   };
 }
 
+/**
+ * Issue a client certificate (extKeyUsage clientAuth) for `commonName`, signed by `ca`: what an
+ * API server presents to a webhook that requires mutual TLS. Never outlives the CA.
+ */
+export function issueClientCertificate(
+  ca: PemPair,
+  opts: { commonName: string; validityDays?: number; now?: Date },
+): PemPair & { notAfter: Date } {
+  const commonName = opts.commonName.trim();
+  if (commonName.length === 0 || commonName.length > MAX_COMMON_NAME_LENGTH) {
+    throw new CertificateError(`client certificate common name must be 1 to ${MAX_COMMON_NAME_LENGTH} characters, got ${JSON.stringify(opts.commonName)}; pass a short name such as "kube-apiserver"`);
+  }
+  const validityDays = requireValidityDays(opts.validityDays ?? DEFAULT_LEAF_VALIDITY_DAYS, 'client certificate validity');
+  const now = requireDate(opts.now ?? new Date());
+  const { caCert, caKey } = readSigningCa(ca, now);
+
+  const keys = forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerialHex();
+  setValidity(cert, now, Math.min(now.getTime() + validityDays * DAY_MS, caCert.validity.notAfter.getTime()));
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyIdentifier(caCert) },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey), notAfter: cert.validity.notAfter };
+}
+
 /** A fresh CA and a serving certificate signed by it. */
 export function generateCertificates(opts: {
   service: string;

@@ -106,19 +106,29 @@ describe.each(valueSets.map((s) => [s.name, s] as [string, ValueSet]))('value se
     expect(matchesLabelSelector({ matchLabels: svc.spec?.selector }, d.spec?.template.metadata?.labels)).toBe(true);
   });
 
-  test("the chart's own pods are never sent to the webhook", () => {
+  test("the chart's own pods are never sent to the webhook: their namespace is exempt, whatever its labels", () => {
     const objects = objectsOf(name);
     const hook = webhookConfigOf(objects).webhooks?.[0];
-    const podTemplates = [...objectsOfKind(objects, 'Deployment'), ...objectsOfKind(objects, 'DaemonSet'), ...objectsOfKind(objects, 'Job')].map(
-      (o) => as<Deployment | DaemonSet | Job>(o).spec?.template.metadata?.labels ?? {},
-    );
-    expect(podTemplates.length).toBeGreaterThan(0);
-    for (const labels of podTemplates) {
-      expect(matchesLabelSelector(hook?.objectSelector as LabelSelector, labels)).toBe(false);
-      // Either exclusion alone is enough: without the opt-out label the name exclusion still holds.
-      const { 'mps-injector.io/inject': _optOut, ...withoutOptOut } = labels;
-      expect(matchesLabelSelector(hook?.objectSelector as LabelSelector, withoutOptOut)).toBe(false);
+    const podObjects = [...objectsOfKind(objects, 'Deployment'), ...objectsOfKind(objects, 'DaemonSet'), ...objectsOfKind(objects, 'Job')];
+    expect(podObjects.length).toBeGreaterThan(0);
+    for (const o of podObjects) {
+      // Pod objects live in the release namespace (Jobs and DaemonSets included).
+      expect(o.metadata.namespace).toBe('mps-injector');
+      // Even when an administrator opts the release namespace in, the webhook is not called there.
+      const releaseNamespace = { 'kubernetes.io/metadata.name': 'mps-injector', 'mps-injector.io/injection': 'enabled' };
+      expect(matchesLabelSelector(hook?.namespaceSelector as LabelSelector, releaseNamespace)).toBe(false);
+      // And their pods opt out by label too.
+      expect(matchesLabelSelector(hook?.objectSelector as LabelSelector, as<Deployment | DaemonSet | Job>(o).spec?.template.metadata?.labels ?? {})).toBe(false);
     }
+  });
+
+  test("a tenant's pod that copies the chart's labels is still sent to the webhook", () => {
+    const objects = objectsOf(name);
+    const hook = webhookConfigOf(objects).webhooks?.[0];
+    const chartLabels = as<Deployment>(findObject(objects, 'Deployment')).spec?.template.metadata?.labels ?? {};
+    const { 'mps-injector.io/inject': _optOut, ...copied } = chartLabels;
+    expect(matchesLabelSelector(hook?.namespaceSelector as LabelSelector, { 'kubernetes.io/metadata.name': 'team-a', 'mps-injector.io/injection': 'enabled' })).toBe(true);
+    expect(matchesLabelSelector(hook?.objectSelector as LabelSelector, copied)).toBe(true);
   });
 
   test('RBAC grants no wildcards, and names what it can', () => {

@@ -29,6 +29,9 @@ const MODEL_MODULES: Record<string, string> = {
   'rbac.authorization.k8s.io/v1/Role': 'kubernetes-models/rbac.authorization.k8s.io/v1/Role',
   'rbac.authorization.k8s.io/v1/RoleBinding': 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding',
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration',
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy',
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
+  'networking.k8s.io/v1/NetworkPolicy': 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
 };
 
 export const modelModuleFor = (o: Pick<KubeObject, 'apiVersion' | 'kind'>): string | undefined => MODEL_MODULES[`${o.apiVersion}/${o.kind}`];

@@ -47,7 +47,7 @@ const MAP_PATHS = new Set([
   'grafanaDashboard.annotations',
 ]);
 /** Kubernetes API objects passed through verbatim; the rendered object is validated against the Kubernetes schema instead. */
-const OPAQUE_PATHS = new Set(['affinity.nodeAffinity', 'affinity.podAffinity', 'affinity.podAntiAffinity']);
+const OPAQUE_PATHS = new Set(['affinity.nodeAffinity', 'affinity.podAffinity', 'affinity.podAntiAffinity', 'networkPolicy.ingressFrom[]']);
 /** Values that are Kubernetes objects (or parts of one): the schema lists their fields, the defaults set only some. */
 const KUBERNETES_OBJECT_PATHS = new Set([
   'podSecurityContext',
@@ -257,6 +257,7 @@ function valueLeaves(value: unknown, prefix: string[] = []): string[] {
 const CHART_OWNED = {
   'server.tlsCertFile': 'the TLS volume mount',
   'server.tlsKeyFile': 'the TLS volume mount',
+  'server.clientCAFile': 'mutualTls: the client CA volume mount',
   'metrics.file': 'not offered: the file source is for local runs',
   'cluster.enabled': 'always on in a cluster',
   'cluster.namespace': 'the release namespace',

@@ -2,6 +2,7 @@
  * The `mps-injector` command tree: serve, inject, certs, simulate.
  */
 import { Command } from 'commander';
+import { CertificateError } from '../certs/issue.js';
 import { ConfigError, defaultConfig } from '../config/schema.js';
 import { packageVersion } from '../version/version.js';
 import { serve } from '../webhook/serve.js';
@@ -26,7 +27,8 @@ export function buildProgram(): Command {
       try {
         await serve(config, { handleSignals: true });
       } catch (err) {
-        if (err instanceof ConfigError) throw new CliError(err.message);
+        // A configuration or certificate the server cannot start with: the message says which file and what to do.
+        if (err instanceof ConfigError || err instanceof CertificateError) throw new CliError(err.message);
         throw err;
       }
     });

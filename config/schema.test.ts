@@ -40,3 +40,14 @@ test('invalid YAML and non-mapping documents get clear errors', () => {
   expect(() => parseConfigText('- a\n- b\n', 'list.yaml')).toThrow(/must be a YAML mapping.*got a list/);
   expect(() => parseConfigText('requests:\n  defaultGpuMemory: lots\n', 'q.yaml')).toThrow(/Kubernetes quantity/);
 });
+
+test('transport and MPS access settings: safe defaults, and a cipher list OpenSSL cannot use names the field', () => {
+  const config = defaultConfig();
+  expect(config.server.clientCAFile).toBe('');
+  expect(config.server.tlsMinVersion).toBe('TLSv1.2');
+  expect(config.server.tlsCiphers.split(':').every((suite) => suite.startsWith('TLS_') || suite.startsWith('ECDHE-'))).toBe(true);
+  expect(config.injection.mpsAccessPolicy).toBe('reject');
+  expect(() => parseConfigText('server:\n  tlsCiphers: "NOPE-NOPE"\n', 'tls.yaml')).toThrow(/invalid configuration in tls.yaml:\n {2}- server.tlsCiphers "NOPE-NOPE" is not a cipher list OpenSSL can use/);
+  expect(() => parseConfigText('server:\n  tlsMinVersion: TLSv1.1\n', 'tls.yaml')).toThrow(/server.tlsMinVersion/);
+  expect(() => parseConfigText('injection:\n  mpsAccessPolicy: warn\n', 'x.yaml')).toThrow(/injection.mpsAccessPolicy/);
+});

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_TLS_CIPHERS, TlsMinVersion, tlsPolicyProblem } from '../certs/tlsPolicy.js';
 
 const toleration = z
   .object({
@@ -26,6 +27,12 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(8443),
         tlsCertFile: z.string().default('/etc/mps-injector/tls/tls.crt'),
         tlsKeyFile: z.string().default('/etc/mps-injector/tls/tls.key'),
+        /** Mutual TLS: PEM CA certificate(s) that client certificates must chain to; /mutate then serves only such clients. Empty: off. Reloaded on change. */
+        clientCAFile: z.string().default(''),
+        /** Oldest TLS version served. */
+        tlsMinVersion: z.enum([TlsMinVersion.Tls12, TlsMinVersion.Tls13]).default(TlsMinVersion.Tls12),
+        /** OpenSSL cipher list (TLS 1.3 and 1.2 names, ':'-separated). Default: TLS 1.3 suites and TLS 1.2 ECDHE with AEAD only. */
+        tlsCiphers: z.string().min(1).default(DEFAULT_TLS_CIPHERS),
         /** AdmissionReview bodies above this are answered 413. */
         maxBodyBytes: z.number().int().positive().default(3 * 1024 * 1024),
         /** Deadline for answering one admission, including the reservation commit; keep it below the webhook's timeoutSeconds. */
@@ -121,6 +128,8 @@ export const configSchema = z
         hostShmDirectory: z.string().startsWith('/').default('/run/nvidia/mps/shm'),
         /** Set NVIDIA_VISIBLE_DEVICES to the chosen GPU's UUID. */
         setVisibleDevices: z.boolean().default(true),
+        /** A pod that reaches MPS around the injector (MPS env in an unselected, init or ephemeral container; its own hostPath at, under or above the MPS directories; a mount over the pipe): reject it, or strip those parts with a warning. */
+        mpsAccessPolicy: z.enum(['reject', 'strip']).default('reject'),
         /** Tolerations added to every injected pod (not duplicated). */
         tolerations: z.array(toleration).default([]),
         initContainer: z
@@ -195,6 +204,8 @@ export function buildConfig(input: unknown, origin = 'configuration'): Config {
   const result = configSchema.safeParse(input ?? {});
   if (!result.success) throw new ConfigError(describeIssues(result.error, origin));
   const config = result.data;
+  const tlsProblem = tlsPolicyProblem({ minVersion: config.server.tlsMinVersion, ciphers: config.server.tlsCiphers });
+  if (tlsProblem !== null) throw new ConfigError(`invalid configuration in ${origin}:\n  - ${tlsProblem}`);
   if (config.placement.minThreadPercent > config.placement.maxThreadPercent) {
     throw new ConfigError(
       `invalid configuration in ${origin}:\n  - placement.minThreadPercent (${config.placement.minThreadPercent}) is above placement.maxThreadPercent (${config.placement.maxThreadPercent})\nMake the minimum at most the maximum.`,

@@ -199,6 +199,16 @@ test("the webhook's own pods are excluded even in a labelled namespace, with or 
   expect(await admissionRequestsSeen()).toBe(before);
 });
 
+test("a tenant's pod that copies the webhook's own labels is still sent to the webhook in its namespace", async () => {
+  const before = await admissionRequestsSeen();
+  const template = as<Deployment>(findObject(objects, 'Deployment')).spec?.template;
+  const { 'mps-injector.io/inject': _optOut, ...chartLabels } = template?.metadata?.labels ?? {};
+  const result = await new ApiServerAdmission(clusterState()).admit(podCreate(optedIn, inferencePod({ labels: chartLabels })));
+  expect(result.calls.map((c) => c.outcome)).toEqual(['patched']);
+  expect(result.object.metadata?.annotations?.['mps-injector.io/node']).toBeTruthy();
+  expect(await admissionRequestsSeen()).toBe(before + 1);
+});
+
 test('only pod CREATE matches the rules: an UPDATE or another resource is not sent', async () => {
   const api = new ApiServerAdmission(clusterState());
   const pod = inferencePod();

@@ -1,6 +1,6 @@
 /**
  * Golden tests: every input in testdata/ (a Pod, or an AdmissionReview whose request.object is the pod)
- * runs through readSlotRequest -> injectPod -> buildPatch with one fixed slot, and must match
+ * runs through readSlotRequest -> enforceMpsAccess -> injectPod -> buildPatch with one fixed slot, and must match
  * testdata/<case>.injected.yaml byte for byte. REFRESH_GOLDEN=1 rewrites the goldens.
  *
  * An input is `<case>.yaml` (optionally a second YAML document `config: {...}` overriding the base
@@ -20,6 +20,7 @@ import type { Config } from '../config/schema.js';
 import type { SlotChoice, SlotRequest } from '../placement/types.js';
 import { buildPatch } from './buildPatch.js';
 import { injectPod } from './injectPod.js';
+import { enforceMpsAccess } from './mpsAccess.js';
 import { podSpecProblems } from './podSpecProblems.js';
 import { InvalidPodError, readSlotRequest } from './readSlotRequest.js';
 import type { PodIntent } from './readSlotRequest.js';
@@ -129,14 +130,18 @@ function readIntent(c: GoldenCase, pod: Pod): GoldenIntent {
 
 function run(c: GoldenCase, pod: Pod): Outcome {
   const intent = readIntent(c, pod);
+  if (intent.kind === 'invalid') return { intent, mutated: pod, warnings: [] };
+  // As admitPod does: MPS access around the injector is refused (an invalid pod) or stripped first.
+  const selected = intent.kind === 'skip' ? [] : intent.kind === 'reinject' ? intent.recorded.containers : intent.containers;
+  const access = enforceMpsAccess(pod, selected, c.config.injection, { injecting: intent.kind !== 'skip' });
+  if (!access.ok) return { intent: { kind: 'invalid', message: access.message }, mutated: pod, warnings: [] };
   switch (intent.kind) {
-    case 'invalid':
     case 'skip':
       return { intent, mutated: pod, warnings: [] };
     case 'reinject': {
       const { choice, reservationId, containers } = intent.recorded;
-      const r = injectPod(pod, choice, reservationId, containers, c.config.injection);
-      return { intent, mutated: r.pod, warnings: r.warnings };
+      const r = injectPod(access.pod, choice, reservationId, containers, c.config.injection);
+      return { intent, mutated: r.pod, warnings: [...access.warnings, ...r.warnings] };
     }
     case 'place': {
       const choice = goldenChoice(intent.request);
@@ -155,8 +160,8 @@ function run(c: GoldenCase, pod: Pod): Outcome {
         },
         TEST_KEY_RING,
       );
-      const r = injectPod(pod, choice, RESERVATION_ID, intent.containers, c.config.injection, seal);
-      return { intent, mutated: r.pod, warnings: r.warnings };
+      const r = injectPod(access.pod, choice, RESERVATION_ID, intent.containers, c.config.injection, seal);
+      return { intent, mutated: r.pod, warnings: [...access.warnings, ...r.warnings] };
     }
   }
 }

@@ -199,7 +199,8 @@ function resolveVolume(spec: PodSpec, preferred: string, hostPath: HostPathVolum
   }
 }
 
-function isHostPath(volume: Volume, hostPath: HostPathVolumeSource): boolean {
+/** True when `volume` is exactly this hostPath and nothing else (the shape injection adds). */
+export function isHostPath(volume: Volume, hostPath: HostPathVolumeSource): boolean {
   const keys = Object.keys(volume).filter((k) => k !== 'name');
   return keys.length === 1 && volume.hostPath?.path === hostPath.path && (volume.hostPath.type ?? '') === (hostPath.type ?? '');
 }

@@ -164,6 +164,8 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
       certFile: config.server.tlsCertFile,
       keyFile: config.server.tlsKeyFile,
       logger,
+      tls: { minVersion: config.server.tlsMinVersion, ciphers: config.server.tlsCiphers },
+      clientCaFile: config.server.clientCAFile,
     });
     server = running;
   } catch (err) {

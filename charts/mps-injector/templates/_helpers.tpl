@@ -37,7 +37,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 Labels of every pod the chart runs. mps-injector.io/inject=false opts the chart's own pods out
-of injection; the webhook configuration also excludes pods named like this chart.
+of injection; the webhook configuration also excludes the release namespace as a whole (a label
+alone would not do: any tenant can set it).
 */}}
 {{- define "mps-injector.podOptOutLabels" -}}
 mps-injector.io/inject: "false"
@@ -77,6 +78,19 @@ pods.{{ include "mps-injector.fullname" . }}.mps-injector.io
 {{/* Where the webhook reads its configuration and TLS files. */}}
 {{- define "mps-injector.configDir" -}}/etc/mps-injector{{- end -}}
 {{- define "mps-injector.tlsDir" -}}/etc/mps-injector/tls{{- end -}}
+{{- define "mps-injector.clientCaDir" -}}/etc/mps-injector/client-ca{{- end -}}
+
+{{/* The node's MPS directories as the policies compare them: cleaned, and under both /run and /var/run (one directory on the node). */}}
+{{- define "mps-injector.mpsHostDirectories" -}}
+{{- $dirs := list -}}
+{{- range (list .Values.config.injection.hostPipeDirectory .Values.config.injection.hostShmDirectory) -}}
+{{- $d := clean . -}}
+{{- $dirs = append $dirs $d -}}
+{{- if hasPrefix "/run/" $d -}}{{- $dirs = append $dirs (printf "/var%s" $d) -}}{{- end -}}
+{{- if hasPrefix "/var/run/" $d -}}{{- $dirs = append $dirs (trimPrefix "/var" $d) -}}{{- end -}}
+{{- end -}}
+{{- toJson (uniq $dirs) -}}
+{{- end -}}
 
 {{/* cert-manager names. */}}
 {{- define "mps-injector.certManager.certificateName" -}}{{ include "mps-injector.fullname" . }}-serving{{- end -}}
@@ -92,6 +106,7 @@ The webhook's configuration file: the user's config values plus what the chart d
 {{- $c := deepCopy .Values.config -}}
 {{- $_ := set $c.server "tlsCertFile" (printf "%s/tls.crt" (include "mps-injector.tlsDir" .)) -}}
 {{- $_ := set $c.server "tlsKeyFile" (printf "%s/tls.key" (include "mps-injector.tlsDir" .)) -}}
+{{- $_ := set $c.server "clientCAFile" (ternary (printf "%s/%s" (include "mps-injector.clientCaDir" .) .Values.mutualTls.clientCA.key) "" .Values.mutualTls.enabled) -}}
 {{- $_ := set $c.cluster "enabled" true -}}
 {{- $_ := set $c.cluster "namespace" .Release.Namespace -}}
 {{- $certMode := ternary "self-managed" "files" (eq .Values.certificates.mode "self-managed") -}}
@@ -127,6 +142,18 @@ The webhook's configuration file: the user's config values plus what the chart d
 {{- end -}}
 {{- if and (eq .Values.config.metrics.source "exporters") (empty .Values.config.metrics.exporterUrls) -}}
 {{- fail "config.metrics.source is \"exporters\" but config.metrics.exporterUrls is empty: list the dcgm-exporter /metrics URLs, or use source \"discovery\"" -}}
+{{- end -}}
+{{- if and .Values.mutualTls.enabled (eq (empty .Values.mutualTls.clientCA.secretName) (empty .Values.mutualTls.clientCA.configMapName)) -}}
+{{- fail "mutualTls.enabled is true: set exactly one of mutualTls.clientCA.secretName and mutualTls.clientCA.configMapName to the object in the release namespace that holds the client CA certificate" -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (empty .Values.networkPolicy.ingressFrom) -}}
+{{- fail "networkPolicy.enabled is true but networkPolicy.ingressFrom is empty: list the peers that may reach the webhook (at least the API server's addresses as an ipBlock), or the policy would block every admission" -}}
+{{- end -}}
+{{- if and .Values.mpsHostPathPolicy.enabled (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) -}}
+{{- fail (printf "mpsHostPathPolicy.enabled needs Kubernetes 1.30 or newer (ValidatingAdmissionPolicy v1); this cluster is %s. Set mpsHostPathPolicy.enabled=false, and keep pods out of the MPS host directories another way" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- if and (has "Deny" .Values.mpsHostPathPolicy.validationActions) (has "Warn" .Values.mpsHostPathPolicy.validationActions) -}}
+{{- fail "mpsHostPathPolicy.validationActions cannot hold both Deny and Warn (the API server refuses the pair): choose [Deny], or [Warn] to try the policy first" -}}
 {{- end -}}
 {{- if and (eq .Values.config.metrics.source "prometheus") (not .Values.config.metrics.prometheusUrl) -}}
 {{- fail "config.metrics.source is \"prometheus\" but config.metrics.prometheusUrl is empty: set the Prometheus base URL, or use source \"discovery\"" -}}
