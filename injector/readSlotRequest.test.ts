@@ -58,6 +58,7 @@ describe('readSlotRequest defaults', () => {
       priority: 'low',
       gpuModel: null,
       pinnedNode: null,
+      podNamed: true,
     });
   });
 
