@@ -3,6 +3,10 @@
  * objects: Kubernetes schema of each kind, no unknown fields, a configuration the webhook
  * accepts, and the behaviour each option promises.
  */
+import { createWebhookMetrics } from '../webhook/webhookMetrics.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import { emptyInventory } from '../dcgm/inventory.js';
+import { defaultConfig } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -548,6 +552,26 @@ describe('monitoring', () => {
     for (const metric of ['mps_injector_admission_requests_total', 'mps_injector_admission_duration_seconds', 'mps_injector_decisions_total', 'mps_injector_metrics_age_seconds', 'mps_injector_reservations']) {
       expect(used).toContain(metric);
     }
+  });
+});
+
+describe('PrometheusRule', () => {
+  test('off by default; when on, it alerts on over-commit and forged decisions, naming only metrics the webhook registers', async () => {
+    expect(objectsOfKind(objectsOf('defaults'), 'PrometheusRule')).toEqual([]);
+    const rule = findObject(objectsOf('all-options'), 'PrometheusRule') as unknown as {
+      metadata: { labels: Record<string, string> };
+      spec: { groups: { rules: { alert: string; expr: string; labels: Record<string, string> }[] }[] };
+    };
+    expect(rule.metadata.labels.release).toBe('kube-prometheus-stack');
+    const rules = rule.spec.groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(['MpsInjectorGpuOvercommitted', 'MpsInjectorForgedDecisions']);
+    expect(rules[0]).toMatchObject({ expr: 'increase(mps_injector_gpu_overcommit_detected_total[15m]) > 0', labels: { severity: 'page' } });
+    const metrics = createWebhookMetrics(
+      { inventory: () => emptyInventory(0), ledger: new ReservationLedger({ ttlMs: 1000 }), now: () => 0, placement: defaultConfig().placement },
+      { processMetrics: false },
+    );
+    const registered = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+    for (const r of rules) for (const [, name] of r.expr.matchAll(/\b(mps_injector_[a-z_]+)/g)) expect({ name, registered: registered.has(name as string) }).toEqual({ name, registered: true });
   });
 });
 

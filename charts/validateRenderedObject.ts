@@ -80,6 +80,35 @@ const CUSTOM_RESOURCES: Record<string, z.ZodTypeAny> = {
         .strict(),
     })
     .strict(),
+  'monitoring.coreos.com/v1/PrometheusRule': z
+    .object({
+      apiVersion: z.literal('monitoring.coreos.com/v1'),
+      kind: z.literal('PrometheusRule'),
+      metadata,
+      spec: z
+        .object({
+          groups: z.array(
+            z
+              .object({
+                name: z.string().min(1),
+                rules: z.array(
+                  z
+                    .object({
+                      alert: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+                      expr: z.string().min(1),
+                      for: z.string().optional(),
+                      labels: z.record(z.string()).optional(),
+                      annotations: z.record(z.string()).optional(),
+                    })
+                    .strict(),
+                ),
+              })
+              .strict(),
+          ),
+        })
+        .strict(),
+    })
+    .strict(),
   'monitoring.coreos.com/v1/ServiceMonitor': z
     .object({
       apiVersion: z.literal('monitoring.coreos.com/v1'),

@@ -43,6 +43,7 @@ const MAP_PATHS = new Set([
   'mpsDaemon.resources.requests',
   'mpsDaemon.resources.limits',
   'serviceMonitor.labels',
+  'prometheusRule.labels',
   'grafanaDashboard.labels',
   'grafanaDashboard.annotations',
 ]);
