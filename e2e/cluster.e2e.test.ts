@@ -4,71 +4,31 @@
  * patched), dcgm-exporter discovery, durable reservations and confirmation from the pod watch.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { stringify } from 'yaml';
 import { h100 } from '../dcgm/testing/gpuSamples.js';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
-import type { StoredObject } from '../kube/testing/standInApiServer.js';
+import type { StandInApiServer, StoredObject } from '../kube/testing/standInApiServer.js';
 import { gpuPodReview, storedPodAfter } from './support/reviews.js';
 import type { StandInExporter } from './support/standInExporter.js';
-import { startStandInExporter } from './support/standInExporter.js';
 import type { WebhookProcess } from './support/webhookProcess.js';
-import { httpsRequest, spawnWebhook, waitUntilReady } from './support/webhookProcess.js';
+import { httpsRequest } from './support/webhookProcess.js';
+import { CLUSTER_NS, WEBHOOK_CONFIG, startClusterWebhook } from './support/clusterWebhook.js';
+import type { ClusterWebhook } from './support/clusterWebhook.js';
 
-const NS = 'mps-system';
-const WEBHOOK_CONFIG = 'mps-injector';
+const NS = CLUSTER_NS;
 
 let api: StandInApiServer;
 let exporter: StandInExporter;
 let webhook: WebhookProcess;
 let caPem = '';
-
-const readyNode = (name: string): StoredObject => ({
-  metadata: { name, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } },
-  status: { conditions: [{ type: 'Ready', status: 'True' }] },
-});
+let cluster: ClusterWebhook;
 
 beforeAll(async () => {
-  api = await StandInApiServer.start();
   // The exporter's host label says "wrong-host": discovery must map its GPUs to the pod's node instead.
-  exporter = await startStandInExporter([0, 1].map((i) => h100('wrong-host', i, Date.now())));
-  const exporterPort = Number(new URL(exporter.url).port);
-  api.create('nodes', readyNode('gpu-node-a'));
-  api.create('pods', {
-    metadata: { name: 'nvidia-dcgm-exporter-abcde', namespace: 'gpu-operator', labels: { app: 'nvidia-dcgm-exporter' } },
-    spec: { nodeName: 'gpu-node-a', containers: [{ name: 'exporter', image: 'dcgm-exporter' }] },
-    status: { phase: 'Running', podIP: '127.0.0.1' },
-  });
-  api.create('mutatingwebhookconfigurations', {
-    metadata: { name: WEBHOOK_CONFIG },
-    webhooks: [{ name: 'pods.mps-injector.io', clientConfig: { service: { name: 'mps-injector', namespace: NS, path: '/mutate' } } }],
-  } as StoredObject);
-
-  const dir = await mkdtemp(path.join(tmpdir(), 'mps-injector-cluster-'));
-  const kubeconfig = path.join(dir, 'kubeconfig');
-  await writeFile(kubeconfig, api.kubeConfig().exportConfig());
-  const configFile = path.join(dir, 'config.yaml');
-  await writeFile(
-    configFile,
-    stringify({
-      server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(dir, 'tls/tls.crt'), tlsKeyFile: path.join(dir, 'tls/tls.key') },
-      cluster: { enabled: true, namespace: NS },
-      certificates: { mode: 'self-managed', secretName: 'mps-injector-tls', serviceName: 'mps-injector', mutatingWebhookConfigurationName: WEBHOOK_CONFIG },
-      metrics: { source: 'discovery', refreshSeconds: 0.5, discovery: { namespace: 'gpu-operator', labelSelector: 'app=nvidia-dcgm-exporter', port: exporterPort } },
-    }),
-  );
-  webhook = await spawnWebhook(['serve', '--config', configFile], { env: { KUBECONFIG: kubeconfig, POD_NAME: 'mps-injector-0' } });
-  const secret = api.get('secrets', NS, 'mps-injector-tls') as { data?: Record<string, string> } | null;
-  caPem = Buffer.from(secret?.data?.['ca.crt'] ?? '', 'base64').toString('utf8');
-  await waitUntilReady(webhook.port, caPem, 20_000, `mps-injector.${NS}.svc`);
+  cluster = await startClusterWebhook({ node: 'gpu-node-a', exporterGpus: [0, 1].map((i) => h100('wrong-host', i, Date.now())) });
+  ({ api, exporter, webhook, caPem } = cluster);
 });
 
 afterAll(async () => {
-  await webhook?.stop();
-  await exporter?.close();
-  await api?.stop();
+  await cluster?.stop();
 });
 
 test('self-managed certificates: the Secret holds the CA, the server serves a leaf it signed, and the caBundle is patched', async () => {
