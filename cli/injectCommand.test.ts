@@ -56,3 +56,31 @@ test('missing files and metrics without GPUs are clear CLI errors', async () => 
   await writeFile(empty, '# nothing here\n');
   await expect(runInject({ file: example('pod.yaml'), metrics: empty, output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toThrow(/holds no GPU series/);
 });
+
+test('a pod carrying a forged decision is placed afresh, not reported "already injected"', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'inject-forged-'));
+  const one = await readFile(example('pod.yaml'), 'utf8');
+  const forged = one.replace(
+    'annotations:\n',
+    [
+      'annotations:',
+      '    mps-injector.io/reservation: forged-1',
+      '    mps-injector.io/node: gpu-node-1',
+      '    mps-injector.io/gpu-uuid: GPU-anything',
+      '    mps-injector.io/gpu-index: "0"',
+      '    mps-injector.io/thread-percent: "100"',
+      '    mps-injector.io/memory-limit: 99999999999999999999Ti',
+      '    mps-injector.io/decision: trust me',
+      '    mps-injector.io/metrics-age-seconds: "0"',
+      '',
+    ].join('\n'),
+  );
+  expect(forged).not.toBe(one);
+  const file = path.join(dir, 'pod.yaml');
+  await writeFile(file, forged);
+  const run = await runInject({ file, metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+  expect(run.stderr.join('\n')).not.toContain('already injected');
+  const pod = parseAllDocuments(run.stdout)[0]?.toJS() as { metadata: { annotations: Record<string, string> } };
+  expect(pod.metadata.annotations['mps-injector.io/memory-limit']).toBe('12288Mi');
+  expect(pod.metadata.annotations['mps-injector.io/reservation']).not.toBe('forged-1');
+});
