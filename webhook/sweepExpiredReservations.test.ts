@@ -76,3 +76,15 @@ test('stop logs what was released since the last line and sweeps no more', () =>
   advance(1000);
   expect(ledger.get(later)).not.toBeNull();
 });
+
+test('each sweep reports how many unconfirmed reservations expired, for the expired-unconfirmed counter', () => {
+  const ledger = new ReservationLedger({ ttlMs: 1000 });
+  const { logger } = loggerSpy();
+  const counts: number[] = [];
+  reserve(ledger, 'a');
+  reserve(ledger, 'b');
+  const sweep = sweepExpiredReservations(ledger, logger, now, { sweepMs: 50, reportMs: 5000 }, (n) => counts.push(n));
+  advance(1100);
+  sweep.stop();
+  expect(counts).toEqual([2]);
+});
