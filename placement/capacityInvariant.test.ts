@@ -12,6 +12,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { defaultConfig } from '../config/schema.js';
 import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
+import { h100 } from '../dcgm/testing/gpuSamples.js';
 import { ReservationLedger } from './ledger.js';
 import { reserveSlot } from './reserveSlot.js';
 import type { PlacementConfig, Reservation } from './types.js';
@@ -143,21 +144,7 @@ function replay(events: readonly Event[], unreservedGiB: readonly number[], watc
     const gpus: GpuSample[] = GPUS.map((uuid, index) => {
       let used = unreservedMiB.get(uuid) ?? 0;
       for (const p of pods) if (p.gpu === uuid) used += usageAt(p, sampledAtMs);
-      return {
-        node: 'node-a',
-        uuid,
-        index,
-        model: 'NVIDIA H100 80GB HBM3',
-        pciBusId: null,
-        memory: { totalMiB: TOTAL_MIB, usedMiB: used, freeMiB: TOTAL_MIB - used, reservedMiB: 0 },
-        utilPercent: 0,
-        smActive: null,
-        grEngineActive: null,
-        xid: 0,
-        mig: false,
-        sampledAtMs,
-        pods: [],
-      };
+      return h100('node-a', index, sampledAtMs, { uuid, memory: { totalMiB: TOTAL_MIB, usedMiB: used, freeMiB: TOTAL_MIB - used, reservedMiB: 0 } });
     });
     inventory = { gpus, nodes: {}, source: 'model', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
   };
