@@ -101,7 +101,7 @@ describe('ExporterMetricsSource', () => {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderDcgmText([h100('gpu-node-1', 0, 0), h100('gpu-node-1', 1, 0)]));
     });
     const second = await serve((_req, res) => {
-      res.writeHead(200).end(renderDcgmText([h100('exporter-pod-abc', 0, 0, { uuid: 'GPU-second-0' })]));
+      res.writeHead(200).end(renderDcgmText([h100('exporter-pod-abc', 0, 0, { uuid: 'GPU-5ec0d000-0000-4000-8000-000000000000' })]));
     });
     // Never answers: the scrape must give up at its own timeout.
     const slow = await serve(() => undefined);
@@ -215,12 +215,12 @@ describe('PrometheusMetricsSource', () => {
 
   test('queries /api/v1/query under the base path and reads the series', async () => {
     const prom = await serve((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer('GPU-p-0', 1_766_999_990)));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer('GPU-0000a000-0000-4000-8000-000000000000', 1_766_999_990)));
     });
     const source = new PrometheusMetricsSource({ baseUrl: `${prom.url}/prometheus`, timeoutMs: 1000, lookbackSeconds: 90 });
     const inventory = await source.fetch(NOW);
     expect(inventory.source).toBe(`prometheus:${prom.url}/prometheus`);
-    expect(inventory.gpus.map((g) => [g.node, g.uuid, g.memory?.freeMiB, g.sampledAtMs])).toEqual([['gpu-node-5', 'GPU-p-0', 80_000, 1_766_999_990_000]]);
+    expect(inventory.gpus.map((g) => [g.node, g.uuid, g.memory?.freeMiB, g.sampledAtMs])).toEqual([['gpu-node-5', 'GPU-0000a000-0000-4000-8000-000000000000', 80_000, 1_766_999_990_000]]);
     const asked = new URL(prom.requests[0] ?? '', prom.url);
     expect(asked.pathname).toBe('/prometheus/api/v1/query');
     expect(asked.searchParams.get('query')).toMatch(/^\{__name__=~".*DCGM_FI_DEV_FB_FREE.*"\}\[90s\]$/);

@@ -35,16 +35,17 @@ export function metricsSourceFor(config: Config, discovered: MetricsSource | nul
   switch (m.source) {
     case 'file':
       if (m.file === '') throw new ConfigError('metrics.source is "file" but metrics.file is empty: set metrics.file to a dcgm-exporter dump');
-      return new FileMetricsSource(m.file);
+      return new FileMetricsSource(m.file, { sampleTime: m.fileSampleTime, maxBytes: m.maxBodyBytes });
     case 'exporters':
       if (m.exporterUrls.length === 0) throw new ConfigError('metrics.source is "exporters" but metrics.exporterUrls is empty: list the dcgm-exporter /metrics URLs');
       return new ExporterMetricsSource({
         targets: m.exporterUrls.map((url, i) => ({ url, ...(m.exporterNodes[i] ? { node: m.exporterNodes[i] } : {}) })),
         timeoutMs: m.timeoutMs,
+        maxBodyBytes: m.maxBodyBytes,
       });
     case 'prometheus':
       if (m.prometheusUrl === '') throw new ConfigError('metrics.source is "prometheus" but metrics.prometheusUrl is empty: set the Prometheus base URL');
-      return new PrometheusMetricsSource({ baseUrl: m.prometheusUrl, timeoutMs: m.timeoutMs });
+      return new PrometheusMetricsSource({ baseUrl: m.prometheusUrl, timeoutMs: m.timeoutMs, maxBodyBytes: m.prometheusMaxBodyBytes });
     case 'discovery':
       if (discovered === null) {
         throw new ConfigError('metrics.source is "discovery" but cluster.enabled is false: enable the cluster integration, or choose metrics.source file, exporters or prometheus');
