@@ -258,6 +258,7 @@ const CHART_OWNED = {
   'server.tlsCertFile': 'the TLS volume mount',
   'server.tlsKeyFile': 'the TLS volume mount',
   'metrics.file': 'not offered: the file source is for local runs',
+  'metrics.fileSampleTime': 'not offered: the file source is for local runs',
   'cluster.enabled': 'always on in a cluster',
   'cluster.namespace': 'the release namespace',
   'certificates.mode': 'certificates.mode',
