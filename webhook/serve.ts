@@ -93,7 +93,12 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   const refresher = new MetricsRefresher(metricsSourceFor(config, discovered), { refreshSeconds: config.metrics.refreshSeconds });
   refresher.on('refresh', (inv, report) => {
     if (!report.ok) logger.warn({ source: inv.source, error: report.error, keptGpus: report.gpuCount }, 'DCGM metrics refresh failed; deciding on the previous samples until they go stale');
-    else if (report.problems.length > 0) logger.warn({ source: inv.source, problems: report.problems, gpus: report.gpuCount }, 'DCGM metrics refreshed with problems');
+    else if (report.problems.length > 0) {
+      logger.warn(
+        { source: inv.source, problems: report.problems, gpus: report.gpuCount, excludedGpus: report.excludedGpus, clockSkewedGpus: report.clockSkewedGpuCount, maxClockSkewSeconds: report.maxClockSkewSeconds },
+        'DCGM metrics refreshed with problems',
+      );
+    }
     else logger.debug({ source: inv.source, gpus: report.gpuCount, newestAgeSeconds: report.newestSampleAgeSeconds }, 'DCGM metrics refreshed');
   });
   refresher.start();
