@@ -379,10 +379,10 @@ export class GpuSampleCollector {
   }
 
   /** Leave out a GPU that has no accumulator; `key` makes each GPU count once. */
-  private reject(reason: GpuExclusion, key: string, detail: string): typeof REJECTED {
+  private reject(reason: GpuExclusion, key: string, detail: () => string): typeof REJECTED {
     if (!this.rejected.has(key)) {
       this.rejected.set(key, reason);
-      if (!this.rejectedExamples.has(reason)) this.rejectedExamples.set(reason, detail);
+      if (!this.rejectedExamples.has(reason)) this.rejectedExamples.set(reason, detail());
     }
     return REJECTED;
   }
@@ -394,10 +394,10 @@ export class GpuSampleCollector {
     const node = this.nodeOf(labels);
     if (node === null) return NO_NODE;
     const uuid = labels[DcgmLabel.Uuid] ?? '';
-    const where = `node ${quoteExcerpt(node)} GPU ${index}`;
+    const where = (): string => `node ${quoteExcerpt(node)} GPU ${index}`;
     if (uuid === '') return this.reject(GpuExclusion.MissingUuid, `missing\u0000${node}\u0000${index}`, where);
     const migDevice = isMigUuid(uuid);
-    if (!migDevice && !isGpuUuid(uuid)) return this.reject(GpuExclusion.InvalidUuid, `uuid\u0000${uuid}`, `UUID ${quoteExcerpt(uuid)} on ${where}`);
+    if (!migDevice && !isGpuUuid(uuid)) return this.reject(GpuExclusion.InvalidUuid, `uuid\u0000${uuid}`, () => `UUID ${quoteExcerpt(uuid)} on ${where()}`);
 
     const model = labels[DcgmLabel.ModelName] ?? '';
     const pciBusId = labels[DcgmLabel.PciBusId] || null;
@@ -420,7 +420,7 @@ export class GpuSampleCollector {
         exclusion: null,
       };
       this.byUuid.set(uuid, gpu);
-      if (!isNodeName(node)) this.exclude(gpu, GpuExclusion.InvalidNode, `${where} (${uuid})`);
+      if (!isNodeName(node)) this.exclude(gpu, GpuExclusion.InvalidNode, `${where()} (${uuid})`);
     } else {
       const conflict =
         node !== gpu.node
@@ -442,7 +442,7 @@ export class GpuSampleCollector {
       const holder = this.bySlot.get(slot);
       if (holder === undefined) this.bySlot.set(slot, gpu);
       else if (holder !== gpu) {
-        const detail = `${where} reports UUIDs ${holder.uuid} and ${gpu.uuid}`;
+        const detail = `${where()} reports UUIDs ${holder.uuid} and ${gpu.uuid}`;
         this.exclude(holder, GpuExclusion.ConflictingSeries, detail);
         this.exclude(gpu, GpuExclusion.ConflictingSeries, detail);
       }

@@ -469,6 +469,20 @@ describe('linear cost on hostile input', () => {
     expect(largeMs).toBeLessThan(3 * 16 * smallMs + 100);
   });
 
+  test('a line longer than many pieces costs linear time', () => {
+    const text = `DCGM_FI_DEV_FB_FREE${labels(0)} ${'1'.repeat(2_000_000)}x\n${fb(1, 80_000, 1_000, 559)}\n`;
+    const inPieces = (size: number) => (): void => {
+      const scrape = new DcgmTextParser().begin({ scrapedAtMs: SCRAPED });
+      for (let at = 0; at < text.length; at += size) scrape.write(text.slice(at, at + size));
+      expect(scrape.end().skippedLines).toBe(1);
+    };
+    inPieces(text.length)();
+    const wholeMs = timeOf(inPieces(text.length));
+    // 2,000 pieces: joining the line once is linear; growing it by concatenation would copy it 2,000 times.
+    const piecesMs = timeOf(inPieces(1_000), 1);
+    expect(piecesMs).toBeLessThan(10 * wholeMs + 50);
+  });
+
   test('a scrape fed in pieces, cut anywhere, reads as the whole text', () => {
     const text = `${example}\n${perPodDump(2, 50)}\n`;
     const whole = parseDcgmText(text, { scrapedAtMs: SCRAPED });

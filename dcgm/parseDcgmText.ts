@@ -356,8 +356,8 @@ class ExpositionReader {
   private lineNumber = 0;
   private previousName = '';
   private previousBlock: BlockEntry | null = null;
-  /** The start of a line whose end has not arrived yet. */
-  private carry = '';
+  /** Pieces of a line whose end has not arrived yet (joined once it does: a long line stays linear). */
+  private carry: string[] = [];
 
   constructor(
     private readonly sink: SeriesSink,
@@ -367,19 +367,21 @@ class ExpositionReader {
   }
 
   write(piece: string): void {
-    const text = this.carry === '' ? piece : this.carry + piece;
-    const lastNewline = text.lastIndexOf('\n');
+    const lastNewline = piece.lastIndexOf('\n');
     if (lastNewline === -1) {
-      this.carry = text;
+      if (piece !== '') this.carry.push(piece);
       return;
     }
-    this.readLines(text, lastNewline + 1);
-    this.carry = lastNewline + 1 === text.length ? '' : detach(text.slice(lastNewline + 1));
+    const text = this.carry.length === 0 ? piece : this.carry.join('') + piece;
+    const end = text.length - piece.length + lastNewline + 1;
+    this.readLines(text, end);
+    this.carry = end === text.length ? [] : [detach(text.slice(end))];
   }
 
   end(): ExpositionReadResult {
-    if (this.carry !== '') this.readLines(this.carry, this.carry.length);
-    this.carry = '';
+    const rest = this.carry.join('');
+    if (rest !== '') this.readLines(rest, rest.length);
+    this.carry = [];
     this.cache.endScrape();
     const problems: string[] = [];
     for (const [kind, entry] of this.skipped) {
