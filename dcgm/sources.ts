@@ -79,8 +79,8 @@ const isTooLarge = (err: unknown): err is TooLargeError => (err as { name?: unkn
 
 /**
  * Read a response body as text, piece by piece, into `onText`. Past `maxBytes` (declared
- * or counted) the body is cancelled, which closes the connection: at most `maxBytes` plus
- * one network read are ever held.
+ * or counted) the body is cancelled, which closes the connection: nothing beyond `maxBytes`
+ * plus one network read is ever read.
  */
 async function readBodyText(res: Response, maxBytes: number, onText: (piece: string) => void): Promise<void> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
