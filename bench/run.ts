@@ -29,6 +29,7 @@ import { renderDcgmText } from '../dcgm/renderDcgmText.js';
 import { chooseSlot } from '../placement/chooseSlot.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import type { SlotRequest } from '../placement/types.js';
+import { benchIngestion, printRows } from './ingestion.js';
 import { syntheticGpus } from './syntheticCluster.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -323,6 +324,7 @@ async function main(): Promise<void> {
     chooseSlotP50[n] = r.p50_ms;
   }
   const parse = benchParse(1000, 7);
+  const ingestion = await benchIngestion();
   const stages = await benchPipelineStages(3000);
   const adm = await benchAdmission(work, rounds, seconds);
 
@@ -344,6 +346,7 @@ async function main(): Promise<void> {
     admissionOutcomes: adm.outcomes,
     pipelineStages_us: stages,
     rss_mb: adm.rssMb,
+    ingestion: ingestion.results,
     rounds: adm.rounds,
   };
   await writeFile(path.join(repoRoot, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -372,6 +375,8 @@ async function main(): Promise<void> {
   );
   console.log(`in-process cost per admission stage, median µs (800 GPUs): ${JSON.stringify(stages)}`);
   console.log(`admission outcomes counted by the webhook: ${JSON.stringify(adm.outcomes)}`);
+  console.log('\nDCGM ingestion on hostile input (each against a baseline from this run):');
+  printRows(ingestion.rows);
   console.log('wrote bench/results.json');
 }
 

@@ -260,6 +260,7 @@ const CHART_OWNED = {
   'server.tlsKeyFile': 'the TLS volume mount',
   'server.clientCAFile': 'mutualTls: the client CA volume mount',
   'metrics.file': 'not offered: the file source is for local runs',
+  'metrics.fileSampleTime': 'not offered: the file source is for local runs',
   'cluster.enabled': 'always on in a cluster',
   'cluster.namespace': 'the release namespace',
   'certificates.mode': 'certificates.mode',

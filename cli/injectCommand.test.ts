@@ -1,7 +1,13 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { TEST_KEY_RING } from '../testing/decisionKeys.js';
+import { copyFile, mkdtemp, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Pod } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments } from 'yaml';
+import { admitPod } from '../admission/admitPod.js';
+import { parseConfigText } from '../config/schema.js';
+import { ReservationLedger } from '../placement/ledger.js';
+import { metricsSourceFor } from '../webhook/serve.js';
 import { CliError } from './cliError.js';
 import { runInject } from './injectCommand.js';
 
@@ -83,4 +89,53 @@ test('a pod carrying a forged decision is placed afresh, not reported "already i
   const pod = parseAllDocuments(run.stdout)[0]?.toJS() as { metadata: { annotations: Record<string, string> } };
   expect(pod.metadata.annotations['mps-injector.io/memory-limit']).toBe('12288Mi');
   expect(pod.metadata.annotations['mps-injector.io/reservation']).not.toBe('forged-1');
+});
+
+describe('dumps are read as the webhook reads metrics.file', () => {
+  const copyOfExample = async (mtimeMs: number): Promise<string> => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'inject-dump-'));
+    const file = path.join(dir, 'dcgm-h100x8.prom');
+    await copyFile(example('dcgm-h100x8.prom'), file);
+    await utimes(file, mtimeMs / 1000, mtimeMs / 1000);
+    return file;
+  };
+
+  test("serve and inject give an old dump (a fresh clone's, an npm install's) the same sample time, so the README's local example places pods", async () => {
+    const file = await copyOfExample(NOW - 30 * 86_400_000);
+    // The README's configuration for running outside a cluster.
+    const config = parseConfigText(`metrics: { source: file, file: ${file} }\n`, 'README example');
+    const served = await metricsSourceFor(config, null).fetch(NOW);
+    expect(served.gpus.map((g) => g.sampledAtMs)).toEqual(served.gpus.map(() => NOW));
+    const run = await runInject({ file: example('pod.yaml'), metrics: file, output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+    expect(run.exitCode).toBe(0);
+    const decision = admitPod(
+      { pod: parseAllDocuments(await readFile(example('pod.yaml'), 'utf8'))[0]?.toJS() as Pod, namespace: 'inference', requestUid: 'serve-1', dryRun: false },
+      { config, inventory: served, ledger: new ReservationLedger({ ttlMs: 60_000 }), nowMs: NOW, keys: TEST_KEY_RING },
+    );
+    expect(decision.outcome).toBe('mutated');
+  });
+
+  test('--metrics-age-from-file (metrics.fileSampleTime: modified) takes the modification time: an old dump is stale', async () => {
+    const file = await copyOfExample(NOW - 3_600_000);
+    const run = await runInject({ file: example('pod.yaml'), metrics: file, output: 'yaml', metricsAgeFromFile: true }, { stdin: noStdin, nowMs: NOW });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr.at(-1)).toMatch(/refused: .*no fresh GPU metrics: the newest of 8 GPU samples is 3600s old/);
+  });
+
+  test('a UUID label of "all" never reaches NVIDIA_VISIBLE_DEVICES; the exclusion is reported', async () => {
+    const run = await runInject({ file: example('pod.yaml'), metrics: path.join(repo, 'dcgm/fixtures/untrusted/uuid-all.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+    expect(run.stdout).not.toMatch(/value: all/);
+    expect(run.stderr.join('\n')).toMatch(/metrics: excluded 1 GPU\(s\) with a UUID label that is not an NVIDIA GPU UUID/);
+    // GPU 0 is busy, GPU 1 is the distrusted one: nothing fits.
+    expect(run.exitCode).toBe(1);
+  });
+
+  test('FB_FREE of 1 PiB on an 80 GB GPU does not let a 500Ti pod through', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
+    const pods = path.join(dir, 'pod.yaml');
+    await writeFile(pods, (await readFile(example('pod.yaml'), 'utf8')).replace('gpu-memory: 12Gi', 'gpu-memory: 500Ti'));
+    const run = await runInject({ file: pods, metrics: path.join(repo, 'dcgm/fixtures/untrusted/fb-free-1pib.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr.at(-1)).toMatch(/refused: .*no GPU .*fits 512000Gi: 1 considered, 1 short of memory/);
+  });
 });

@@ -3,15 +3,16 @@
  * places each Pod in order (later ones see the reservations of earlier ones), prints the
  * mutated Pods on stdout and the decisions on stderr.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { stringify } from 'yaml';
 import { admitPod } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import { defaultConfig } from '../config/schema.js';
-import { parseDcgmText } from '../dcgm/parseDcgmText.js';
+import { FileSampleTime } from '../dcgm/ingestionLimits.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
+import { FileMetricsSource } from '../dcgm/sources.js';
 import { ReservationLedger } from '../placement/ledger.js';
 import { CliError } from './cliError.js';
 import { loadConfigFile } from './loadConfigFile.js';
@@ -41,32 +42,37 @@ async function readInput(path: string, stdin: () => Promise<string>): Promise<st
   }
 }
 
-export async function loadInventory(path: string, nowMs: number, ageFromFile: boolean): Promise<GpuInventory> {
-  let text: string;
-  let mtimeMs: number;
+/**
+ * The dump, read as the webhook reads metrics.file: the same source, the same byte limit,
+ * and the same sample time (metrics.fileSampleTime; --metrics-age-from-file forces the
+ * modification time).
+ */
+export async function loadInventory(path: string, nowMs: number, metrics: Config['metrics']): Promise<GpuInventory> {
+  let inventory: GpuInventory;
   try {
-    text = await readFile(path, 'utf8');
-    mtimeMs = (await stat(path)).mtimeMs;
+    inventory = await new FileMetricsSource(path, { sampleTime: metrics.fileSampleTime, maxBytes: metrics.maxBodyBytes }).fetch(nowMs);
   } catch (err) {
-    throw new CliError(`cannot read DCGM metrics file ${path}: ${(err as Error).message}`);
+    throw new CliError((err as Error).message);
   }
-  const scrapedAtMs = ageFromFile ? mtimeMs : nowMs;
-  const parsed = parseDcgmText(text, { scrapedAtMs });
-  if (parsed.gpus.length === 0) {
-    throw new CliError(`${path} holds no GPU series: give a dcgm-exporter /metrics dump (curl http://<exporter>:9400/metrics)`);
+  if (inventory.gpus.length === 0) {
+    throw new CliError(
+      `${path} holds no GPU series: give a dcgm-exporter /metrics dump (curl http://<exporter>:9400/metrics)${inventory.problems.length > 0 ? ` (${inventory.problems.join('; ')})` : ''}`,
+    );
   }
-  return { gpus: parsed.gpus, nodes: {}, source: `file:${path}`, fetchedAtMs: scrapedAtMs, skippedLines: parsed.skippedLines, problems: parsed.problems };
+  return inventory;
 }
 
 /** Runs the whole command without touching process state, so tests and the CLI share it. */
 export async function runInject(opts: InjectOptions, io: { stdin: () => Promise<string>; nowMs: number }): Promise<InjectRun> {
   const config: Config = opts.config ? await loadConfigFile(opts.config) : defaultConfig();
   const pods = readPods(await readInput(opts.file, io.stdin), opts.file === '-' ? 'standard input' : opts.file);
-  const inventory = await loadInventory(opts.metrics, io.nowMs, opts.metricsAgeFromFile === true);
+  const metrics = opts.metricsAgeFromFile === true ? { ...config.metrics, fileSampleTime: FileSampleTime.Modified } : config.metrics;
+  const inventory = await loadInventory(opts.metrics, io.nowMs, metrics);
   const ledger = new ReservationLedger({ ttlMs: config.reservations.ttlSeconds * 1000 });
   const keys = await loadDecisionKeyRing(config);
   const stderr: string[] = [];
   if (inventory.skippedLines > 0) stderr.push(`metrics: skipped ${inventory.skippedLines} malformed line(s) in ${opts.metrics}`);
+  for (const problem of inventory.problems) stderr.push(`metrics: ${problem}`);
 
   const out: Pod[] = [];
   for (const [i, pod] of pods.entries()) {
@@ -113,7 +119,7 @@ export function registerInjectCommand(program: Command): void {
     .requiredOption('--metrics <path>', 'a dcgm-exporter /metrics dump')
     .option('--config <path>', 'webhook configuration YAML (defaults apply otherwise)')
     .option('-o, --output <format>', 'yaml or json', 'yaml')
-    .option('--metrics-age-from-file', "take the samples' time from the dump's modification time instead of now", false)
+    .option('--metrics-age-from-file', "take the samples' time from the dump's modification time instead of now (metrics.fileSampleTime: modified)", false)
     .action(async (opts: { file: string; metrics: string; config?: string; output: string; metricsAgeFromFile: boolean }) => {
       if (opts.output !== 'yaml' && opts.output !== 'json') throw new CliError(`--output must be yaml or json, got ${JSON.stringify(opts.output)}`);
       const run = await runInject({ ...opts, output: opts.output }, { stdin: readStdin, nowMs: Date.now() });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_TLS_CIPHERS, TlsMinVersion, tlsPolicyProblem } from '../certs/tlsPolicy.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PROMETHEUS_MAX_BODY_BYTES, FileSampleTime } from '../dcgm/ingestionLimits.js';
 
 const toleration = z
   .object({
@@ -69,6 +70,12 @@ export const configSchema = z
         refreshSeconds: z.number().positive().default(15),
         /** Timeout of one scrape or query. */
         timeoutMs: z.number().int().positive().default(2000),
+        /** A dcgm-exporter scrape (or the metrics.file dump) larger than this is refused; the read stops there. */
+        maxBodyBytes: z.number().int().positive().default(DEFAULT_MAX_BODY_BYTES),
+        /** source=prometheus: an answer larger than this is refused. */
+        prometheusMaxBodyBytes: z.number().int().positive().default(DEFAULT_PROMETHEUS_MAX_BODY_BYTES),
+        /** source=file (and `inject --metrics`): samples count as taken when the dump is read, or at its modification time. */
+        fileSampleTime: z.enum([FileSampleTime.Read, FileSampleTime.Modified]).default(FileSampleTime.Read),
       })
       .strict()
       .default({}),

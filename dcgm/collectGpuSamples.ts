@@ -1,9 +1,23 @@
 /**
  * Turns dcgm-exporter series (from a text scrape or from Prometheus) into one GpuSample per
  * physical GPU. Pure: no I/O.
+ *
+ * Exporter data is not trusted: a GPU whose UUID is not an NVIDIA GPU UUID, whose node is
+ * not a node name, whose series disagree on who it is, or whose memory figures it cannot
+ * have is left out and counted; sample times later than the data's arrival are clamped to
+ * it. See ADR 0003.
  */
-import type { GpuMemory, GpuPodRef, GpuSample } from './inventory.js';
+import {
+  GpuExclusion,
+  gpuExclusions,
+  noIngestionFaults,
+  type GpuMemory,
+  type GpuPodRef,
+  type GpuSample,
+  type IngestionFaults,
+} from './inventory.js';
 import { DcgmLabel, DcgmMetric, type PodLabelNames } from './dcgmNames.js';
+import { isGpuUuid, isMigUuid, isNodeName, memoryCeilingMiB, quoteExcerpt } from './gpuIdentity.js';
 
 export type SeriesLabels = Readonly<Record<string, string>>;
 
@@ -26,15 +40,31 @@ export interface CollectGpuSamplesOptions {
   podLabels: readonly PodLabelNames[];
   /** Sample time of series that carry no timestamp (the scrape time), epoch ms. */
   fallbackTimeMs: number;
+  /** When the data arrived, epoch ms: no sample time may lie after it (default: fallbackTimeMs). */
+  receivedAtMs?: number;
 }
 
 export interface CollectedGpus {
   gpus: GpuSample[];
   problems: string[];
+  faults: IngestionFaults;
 }
 
 /** FB_TOTAL may disagree with free + used + reserved by rounding; beyond this share it is reported. */
 const FB_TOTAL_TOLERANCE = 0.01;
+
+/**
+ * Pods listed per GPU at most. MPS serves at most 48 clients a GPU, and each client holds at
+ * most one reservation, so a GPU with this many pods is full whatever is reserved on it;
+ * listing more only costs memory (and placement time).
+ */
+export const MAX_LISTED_PODS_PER_GPU = 128;
+
+/** Label sets whose GPU is remembered at most; past it, a label set is placed again for each series. */
+const MAX_REMEMBERED_LABEL_SETS = 65_536;
+
+/** Sample times up to this far ahead of receipt are clamped without a word (clocks a little apart). */
+export const CLOCK_SKEW_TOLERANCE_MS = 1000;
 
 /** Slots of the device readings a GPU keeps. */
 const Reading = { FbFree: 0, FbUsed: 1, FbReserved: 2, FbTotal: 3, GpuUtil: 4, SmActive: 5, GrEngineActive: 6 } as const;
@@ -62,19 +92,39 @@ function readingOf(name: string): Reading | null {
   }
 }
 
+const memoryFamilies: Readonly<Partial<Record<Reading, string>>> = {
+  [Reading.FbFree]: DcgmMetric.FbFree,
+  [Reading.FbUsed]: DcgmMetric.FbUsed,
+  [Reading.FbReserved]: DcgmMetric.FbReserved,
+  [Reading.FbTotal]: DcgmMetric.FbTotal,
+};
+
+/** Why a GPU is left out, and the first example. */
+interface Exclusion {
+  reason: GpuExclusion;
+  detail: string;
+}
+
 interface GpuAccumulator {
-  key: string;
-  uuid: string | null;
+  uuid: string;
   node: string;
   index: number;
   model: string;
   pciBusId: string | null;
   mig: boolean;
   oldestMs: number;
+  /** How far the latest sample time lay ahead of receipt, ms (0: none). */
+  aheadMs: number;
+  /** One entry per namespace/pod (the first container seen), at most MAX_LISTED_PODS_PER_GPU. */
   pods: GpuPodRef[];
+  /** namespace/pod of `pods`, for a constant-time duplicate check. */
+  podKeys: Set<string>;
+  /** Pods not listed because the list was full. */
+  unlistedPods: number;
   /** Device-level readings (series without MIG instance labels) by Reading slot; NaN: none seen. */
   readings: number[];
   xid: number;
+  exclusion: Exclusion | null;
 }
 
 /** What a label set says: the GPU it belongs to and whether it names a MIG instance. */
@@ -83,11 +133,13 @@ interface SeriesPlace {
   migInstance: boolean;
 }
 const NO_NODE = 'no-node';
-type PlaceOrNot = SeriesPlace | typeof NO_NODE | null;
+/** Series of a GPU that is left out before it has an accumulator (no usable UUID). */
+const REJECTED = 'rejected';
+type PlaceOrNot = SeriesPlace | typeof NO_NODE | typeof REJECTED | null;
 
 function gpuIndexOf(labels: SeriesLabels): number | null {
   const text = labels[DcgmLabel.Gpu];
-  if (text === undefined || !/^\d+$/.test(text)) return null;
+  if (text === undefined || text.length > 4 || !/^\d+$/.test(text)) return null;
   return Number(text);
 }
 
@@ -100,12 +152,62 @@ function podOf(labels: SeriesLabels, podLabels: readonly PodLabelNames[]): GpuPo
 }
 
 function describeGpu(gpu: GpuAccumulator): string {
-  return `node ${gpu.node} GPU ${gpu.index}${gpu.uuid ? ` (${gpu.uuid})` : ''}`;
+  return `node ${quoteExcerpt(gpu.node)} GPU ${gpu.index} (${gpu.uuid})`;
 }
 
 const present = (n: number | undefined): n is number => n !== undefined && !Number.isNaN(n);
 
-function memoryOf(gpu: GpuAccumulator, problems: string[]): GpuMemory | null {
+/** What to check, per reason a GPU was left out. */
+const exclusionAdvice: Record<GpuExclusion, string> = {
+  'invalid-uuid':
+    'a UUID label must be one NVIDIA GPU UUID (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), or it would reach NVIDIA_VISIBLE_DEVICES as it is; check what writes the exporter\'s labels',
+  'missing-uuid': 'without a UUID label a GPU cannot be named in NVIDIA_VISIBLE_DEVICES; check the exporter version and its label configuration',
+  'invalid-node':
+    'a node name must be a DNS-1123 subdomain of at most 253 characters; set NODE_NAME on the exporter, or give the scrape target its node',
+  'conflicting-series':
+    'a GPU has one node, ordinal, bus ID and model; check for two exporters claiming one GPU, or relabelling that merges nodes',
+  'implausible-memory': 'check the exporter: these are not readings the GPU can give',
+};
+
+const exclusionSubject: Record<GpuExclusion, string> = {
+  'invalid-uuid': 'with a UUID label that is not an NVIDIA GPU UUID',
+  'missing-uuid': 'without a UUID label',
+  'invalid-node': 'on a node name that is not valid',
+  'conflicting-series': 'whose series conflict',
+  'implausible-memory': 'with memory figures the GPU cannot have',
+};
+
+/** One sentence per reason GPUs were left out, with the count, the first example and what to check. */
+export function describeExclusions(counts: Readonly<Record<GpuExclusion, number>>, examples: ReadonlyMap<GpuExclusion, string>): string[] {
+  const problems: string[] = [];
+  for (const reason of gpuExclusions) {
+    const count = counts[reason];
+    if (count === 0) continue;
+    const example = examples.get(reason);
+    problems.push(`excluded ${count} GPU(s) ${exclusionSubject[reason]}${example ? ` (first: ${example})` : ''}; ${exclusionAdvice[reason]}`);
+  }
+  return problems;
+}
+
+/** The sentence for sample times that lay ahead of their arrival. */
+export function describeClockSkew(gpus: number, maxAheadSeconds: number, first: string): string {
+  return (
+    `${gpus} GPU(s) carry sample times up to ${maxAheadSeconds.toFixed(0)} s ahead of when their data arrived (first: ${first}); ` +
+    'their sample time is the time of arrival instead, so they still go stale when their source stops. ' +
+    'Check the clock (NTP) of whatever stamped them: the exporter\'s node, Prometheus, or the writer of the dump file'
+  );
+}
+
+/**
+ * The GPU's memory, or why its figures cannot be true. Figures that understate what is
+ * free (free + used + reserved below FB_TOTAL) are kept, with a problem.
+ */
+function memoryOf(gpu: GpuAccumulator, problems: string[]): GpuMemory | null | Exclusion {
+  const implausible = (detail: string): Exclusion => ({ reason: GpuExclusion.ImplausibleMemory, detail: `${describeGpu(gpu)}: ${detail}` });
+  for (const [slot, family] of Object.entries(memoryFamilies)) {
+    const value = gpu.readings[Number(slot)];
+    if (present(value) && value < 0) return implausible(`${family} is ${value} MiB`);
+  }
   const free = gpu.readings[Reading.FbFree];
   const used = gpu.readings[Reading.FbUsed];
   const reservedSeries = gpu.readings[Reading.FbReserved];
@@ -123,9 +225,16 @@ function memoryOf(gpu: GpuAccumulator, problems: string[]): GpuMemory | null {
     freeMiB = Math.max(0, (totalSeries ?? 0) - used - reservedMiB);
   }
   const totalMiB = freeMiB + used + reservedMiB;
-  if (present(totalSeries) && Math.abs(totalSeries - totalMiB) > totalSeries * FB_TOTAL_TOLERANCE) {
+  const ceilingMiB = memoryCeilingMiB(gpu.model);
+  const held = gpu.model ? `a ${quoteExcerpt(gpu.model)} holds at most ${ceilingMiB} MiB` : `no GPU holds more than ${ceilingMiB} MiB`;
+  if (present(totalSeries) && totalSeries > ceilingMiB) return implausible(`${DcgmMetric.FbTotal} is ${totalSeries} MiB, but ${held}`);
+  if (totalMiB > ceilingMiB) return implausible(`free + used + reserved is ${totalMiB} MiB, but ${held}`);
+  if (present(totalSeries) && totalMiB > totalSeries * (1 + FB_TOTAL_TOLERANCE)) {
+    return implausible(`free + used + reserved is ${totalMiB} MiB, more than its ${DcgmMetric.FbTotal} of ${totalSeries} MiB`);
+  }
+  if (present(totalSeries) && totalMiB < totalSeries * (1 - FB_TOTAL_TOLERANCE)) {
     problems.push(
-      `${describeGpu(gpu)}: DCGM_FI_DEV_FB_TOTAL is ${totalSeries} MiB but free + used + reserved is ${totalMiB} MiB; ` +
+      `${describeGpu(gpu)}: ${DcgmMetric.FbTotal} is ${totalSeries} MiB but free + used + reserved is ${totalMiB} MiB; ` +
         'using free + used + reserved. Check that the FB series come from one exporter sample.',
     );
   }
@@ -135,35 +244,53 @@ function memoryOf(gpu: GpuAccumulator, problems: string[]): GpuMemory | null {
 const orNull = (n: number | undefined): number | null => (present(n) ? n : null);
 
 /**
- * Groups series per GPU (by UUID, else node + index) as they are read, and turns each GPU's
- * readings into a GpuSample at the end. Series are added one by one so that a large scrape
- * never has to be held as series objects.
+ * Groups series per GPU (by UUID) as they are read, and turns each GPU's readings into a
+ * GpuSample at the end. Series are added one by one so that a large scrape never has to be
+ * held as series objects; every step per series is constant time, so a GPU with 20,000
+ * per-pod series costs 20,000 steps.
  */
 export class GpuSampleCollector {
-  private readonly byKey = new Map<string, GpuAccumulator>();
+  private readonly byUuid = new Map<string, GpuAccumulator>();
+  /** The GPU each node and ordinal holds (device series only): two UUIDs there conflict. */
+  private readonly bySlot = new Map<string, GpuAccumulator>();
   /** Series that share a label set object (one per metric family) share their GPU. */
   private readonly places = new Map<SeriesLabels, PlaceOrNot>();
+  /** GPUs left out before they had an accumulator, by a key of what identified them. */
+  private readonly rejected = new Map<string, GpuExclusion>();
+  private readonly rejectedExamples = new Map<GpuExclusion, string>();
+  private readonly receivedAtMs: number;
   private withoutNode = 0;
   private firstWithoutNode = '';
 
-  constructor(private readonly opts: CollectGpuSamplesOptions) {}
+  constructor(private readonly opts: CollectGpuSamplesOptions) {
+    this.receivedAtMs = opts.receivedAtMs ?? opts.fallbackTimeMs;
+  }
 
-  /** Take one series. Series that are not DCGM GPU series are ignored. */
-  add(name: string, labels: SeriesLabels, value: number, timestampMs: number | null): void {
+  /**
+   * Take one series. Series that are not DCGM GPU series are ignored. `shared`: the labels
+   * object comes again with other series (a text scrape's label set), so its GPU is
+   * remembered; a labels object of one series only is placed and forgotten.
+   */
+  add(name: string, labels: SeriesLabels, value: number, timestampMs: number | null, shared = true): void {
     if (!name.startsWith('DCGM_')) return;
-    let place = this.places.get(labels);
+    let place = shared ? this.places.get(labels) : undefined;
     if (place === undefined) {
       place = this.placeOf(labels);
-      this.places.set(labels, place);
+      if (shared && this.places.size < MAX_REMEMBERED_LABEL_SETS) this.places.set(labels, place);
     }
     // Series of other entities (NVSwitch, CPU, ...) carry no GPU ordinal.
-    if (place === null) return;
+    if (place === null || place === REJECTED) return;
     if (place === NO_NODE) {
       if (this.withoutNode++ === 0) this.firstWithoutNode = name;
       return;
     }
     const gpu = place.gpu;
-    const timeMs = timestampMs ?? this.opts.fallbackTimeMs;
+    let timeMs = timestampMs ?? this.opts.fallbackTimeMs;
+    if (timeMs > this.receivedAtMs) {
+      // Time from outside: a sample cannot have been taken after it arrived.
+      if (timeMs - this.receivedAtMs > gpu.aheadMs) gpu.aheadMs = timeMs - this.receivedAtMs;
+      timeMs = this.receivedAtMs;
+    }
     if (timeMs < gpu.oldestMs) gpu.oldestMs = timeMs;
     if (place.migInstance) gpu.mig = true;
     if (name === DcgmMetric.XidErrors) {
@@ -183,7 +310,7 @@ export class GpuSampleCollector {
     else gpu.readings[slot] = slot === Reading.FbFree ? Math.min(previous, value) : Math.max(previous, value);
   }
 
-  /** The GPUs seen so far, in node / ordinal order, and what was wrong with them. */
+  /** The GPUs seen so far, in node / ordinal order, what was wrong with them, and what was left out. */
   finish(): CollectedGpus {
     const problems: string[] = [];
     if (this.withoutNode > 0) {
@@ -193,24 +320,36 @@ export class GpuSampleCollector {
           'Set NODE_NAME on the exporter or give the target its node.',
       );
     }
+    const faults = noIngestionFaults();
+    for (const reason of this.rejected.values()) faults.excludedGpus[reason]++;
+    const examples = new Map(this.rejectedExamples);
     const gpus: GpuSample[] = [];
     const withoutMemory: string[] = [];
-    for (const gpu of this.byKey.values()) {
-      const memory = memoryOf(gpu, problems);
-      if (memory === null && !gpu.mig) withoutMemory.push(`${gpu.node}/${gpu.index}`);
-      if (gpu.uuid === null) {
-        problems.push(
-          `${describeGpu(gpu)} has no UUID label; it is identified as "${gpu.key}" and cannot be selected by UUID. ` +
-            'Check the exporter version and its label configuration.',
-        );
+    let firstSkewed = '';
+    const crowded: string[] = [];
+    for (const gpu of this.byUuid.values()) {
+      const memory = gpu.exclusion === null ? memoryOf(gpu, problems) : null;
+      const exclusion = gpu.exclusion ?? (memory !== null && 'reason' in memory ? memory : null);
+      if (exclusion !== null) {
+        faults.excludedGpus[exclusion.reason]++;
+        faults.excludedUuids.push(gpu.uuid);
+        if (!examples.has(exclusion.reason)) examples.set(exclusion.reason, exclusion.detail);
+        continue;
+      }
+      const gpuMemory = memory as GpuMemory | null;
+      if (gpu.unlistedPods > 0) crowded.push(describeGpu(gpu));
+      if (gpuMemory === null && !gpu.mig) withoutMemory.push(`${gpu.node}/${gpu.index}`);
+      if (gpu.aheadMs > CLOCK_SKEW_TOLERANCE_MS) {
+        if (faults.clockSkewedGpus++ === 0) firstSkewed = describeGpu(gpu);
+        faults.maxClockSkewSeconds = Math.max(faults.maxClockSkewSeconds, gpu.aheadMs / 1000);
       }
       gpus.push({
         node: gpu.node,
-        uuid: gpu.uuid ?? gpu.key,
+        uuid: gpu.uuid,
         index: gpu.index,
         model: gpu.model,
         pciBusId: gpu.pciBusId,
-        memory,
+        memory: gpuMemory,
         utilPercent: orNull(gpu.readings[Reading.GpuUtil]),
         smActive: orNull(gpu.readings[Reading.SmActive]),
         grEngineActive: orNull(gpu.readings[Reading.GrEngineActive]),
@@ -220,6 +359,14 @@ export class GpuSampleCollector {
         pods: gpu.pods,
       });
     }
+    problems.push(...describeExclusions(faults.excludedGpus, examples));
+    if (faults.clockSkewedGpus > 0) problems.push(describeClockSkew(faults.clockSkewedGpus, faults.maxClockSkewSeconds, firstSkewed));
+    if (crowded.length > 0) {
+      problems.push(
+        `${crowded.length} GPU(s) (first: ${crowded[0]}) are mapped to more than ${MAX_LISTED_PODS_PER_GPU} pods; ` +
+          'only the first are listed, and such a GPU counts as full. Check the exporter\'s Kubernetes mapping.',
+      );
+    }
     if (withoutMemory.length > 0) {
       const shown = withoutMemory.slice(0, 4).join(', ') + (withoutMemory.length > 4 ? ', ...' : '');
       problems.push(
@@ -228,42 +375,93 @@ export class GpuSampleCollector {
       );
     }
     gpus.sort(compareGpus);
-    return { gpus, problems };
+    return { gpus, problems, faults };
   }
 
-  /** Find (or start) the GPU a label set belongs to. */
+  /** Leave out a GPU that has no accumulator; `key` makes each GPU count once. */
+  private reject(reason: GpuExclusion, key: string, detail: () => string): typeof REJECTED {
+    if (!this.rejected.has(key)) {
+      this.rejected.set(key, reason);
+      if (!this.rejectedExamples.has(reason)) this.rejectedExamples.set(reason, detail());
+    }
+    return REJECTED;
+  }
+
+  /** Find (or start) the GPU a label set belongs to, checking what it says against what is known. */
   private placeOf(labels: SeriesLabels): PlaceOrNot {
     const index = gpuIndexOf(labels);
     if (index === null) return null;
     const node = this.nodeOf(labels);
     if (node === null) return NO_NODE;
-    const uuid = labels[DcgmLabel.Uuid] || null;
-    const key = uuid ?? `${node}/gpu${index}`;
-    let gpu = this.byKey.get(key);
+    const uuid = labels[DcgmLabel.Uuid] ?? '';
+    const where = (): string => `node ${quoteExcerpt(node)} GPU ${index}`;
+    if (uuid === '') return this.reject(GpuExclusion.MissingUuid, `missing\u0000${node}\u0000${index}`, where);
+    const migDevice = isMigUuid(uuid);
+    if (!migDevice && !isGpuUuid(uuid)) return this.reject(GpuExclusion.InvalidUuid, `uuid\u0000${uuid}`, () => `UUID ${quoteExcerpt(uuid)} on ${where()}`);
+
+    const model = labels[DcgmLabel.ModelName] ?? '';
+    const pciBusId = labels[DcgmLabel.PciBusId] || null;
+    let gpu = this.byUuid.get(uuid);
     if (gpu === undefined) {
       gpu = {
-        key,
         uuid,
         node,
         index,
-        model: '',
-        pciBusId: null,
-        mig: false,
+        model,
+        pciBusId,
+        mig: migDevice,
         oldestMs: Infinity,
+        aheadMs: 0,
         pods: [],
+        podKeys: new Set(),
+        unlistedPods: 0,
         readings: new Array<number>(READINGS).fill(NaN),
         xid: 0,
+        exclusion: null,
       };
-      this.byKey.set(key, gpu);
-    }
-    if (!gpu.model) gpu.model = labels[DcgmLabel.ModelName] ?? '';
-    if (gpu.pciBusId === null) gpu.pciBusId = labels[DcgmLabel.PciBusId] || null;
-    const pod = podOf(labels, this.opts.podLabels);
-    if (pod !== null && !gpu.pods.some((p) => p.pod === pod.pod && p.namespace === pod.namespace && p.container === pod.container)) {
-      gpu.pods.push(pod);
+      this.byUuid.set(uuid, gpu);
+      if (!isNodeName(node)) this.exclude(gpu, GpuExclusion.InvalidNode, `${where()} (${uuid})`);
+    } else {
+      const conflict =
+        node !== gpu.node
+          ? `on nodes ${quoteExcerpt(gpu.node)} and ${quoteExcerpt(node)}`
+          : index !== gpu.index
+            ? `as GPU ${gpu.index} and GPU ${index} of node ${quoteExcerpt(node)}`
+            : pciBusId !== null && gpu.pciBusId !== null && pciBusId !== gpu.pciBusId
+              ? `on PCI buses ${quoteExcerpt(gpu.pciBusId)} and ${quoteExcerpt(pciBusId)}`
+              : model && gpu.model && model !== gpu.model
+                ? `as models ${quoteExcerpt(gpu.model)} and ${quoteExcerpt(model)}`
+                : null;
+      if (conflict !== null) this.exclude(gpu, GpuExclusion.ConflictingSeries, `${uuid} ${conflict}`);
+      if (!gpu.model) gpu.model = model;
+      if (gpu.pciBusId === null) gpu.pciBusId = pciBusId;
     }
     const migInstance = labels[DcgmLabel.MigProfile] !== undefined || labels[DcgmLabel.MigInstanceId] !== undefined;
+    if (!migInstance && !migDevice) {
+      const slot = `${node}\u0000${index}`;
+      const holder = this.bySlot.get(slot);
+      if (holder === undefined) this.bySlot.set(slot, gpu);
+      else if (holder !== gpu) {
+        const detail = `${where()} reports UUIDs ${holder.uuid} and ${gpu.uuid}`;
+        this.exclude(holder, GpuExclusion.ConflictingSeries, detail);
+        this.exclude(gpu, GpuExclusion.ConflictingSeries, detail);
+      }
+    }
+    const pod = podOf(labels, this.opts.podLabels);
+    if (pod !== null) {
+      const key = `${pod.namespace}\u0000${pod.pod}`;
+      if (!gpu.podKeys.has(key)) {
+        if (gpu.pods.length < MAX_LISTED_PODS_PER_GPU) {
+          gpu.podKeys.add(key);
+          gpu.pods.push(pod);
+        } else gpu.unlistedPods++;
+      }
+    }
     return { gpu, migInstance };
+  }
+
+  private exclude(gpu: GpuAccumulator, reason: GpuExclusion, detail: string): void {
+    if (gpu.exclusion === null) gpu.exclusion = { reason, detail };
   }
 
   private nodeOf(labels: SeriesLabels): string | null {

@@ -58,6 +58,58 @@ export interface NodeState {
   labels: Record<string, string>;
 }
 
+/** Why a GPU was left out of an inventory: its exporter's data about it cannot be trusted. */
+export const GpuExclusion = {
+  /** The UUID label is not one NVIDIA GPU UUID ("all", "none", "GPU-1,GPU-2", ...). */
+  InvalidUuid: 'invalid-uuid',
+  /** No UUID label: the GPU cannot be named in NVIDIA_VISIBLE_DEVICES. */
+  MissingUuid: 'missing-uuid',
+  /** The node is not a Kubernetes node name (DNS-1123 subdomain, at most 253 characters). */
+  InvalidNode: 'invalid-node',
+  /** One UUID on two nodes, ordinals, bus IDs or models, or two UUIDs on one node and ordinal. */
+  ConflictingSeries: 'conflicting-series',
+  /** Memory figures the GPU cannot have: negative, above its total or above what its model holds. */
+  ImplausibleMemory: 'implausible-memory',
+} as const;
+export type GpuExclusion = (typeof GpuExclusion)[keyof typeof GpuExclusion];
+
+export const gpuExclusions: readonly GpuExclusion[] = Object.values(GpuExclusion);
+
+/** Counts of what ingestion had to distrust, for logs and metrics. */
+export interface IngestionFaults {
+  /** GPUs left out of the inventory, by reason (each GPU counted once, under its first reason). */
+  excludedGpus: Record<GpuExclusion, number>;
+  /** Well-formed UUIDs among the excluded GPUs: their earlier samples must not stand in for them. */
+  excludedUuids: string[];
+  /** GPUs whose sample time lay ahead of the time the data was received (more than a second); clamped to it. */
+  clockSkewedGpus: number;
+  /** The largest such lead, seconds (0 when none). */
+  maxClockSkewSeconds: number;
+}
+
+export const noIngestionFaults = (): IngestionFaults => ({
+  excludedGpus: Object.fromEntries(gpuExclusions.map((r) => [r, 0])) as Record<GpuExclusion, number>,
+  excludedUuids: [],
+  clockSkewedGpus: 0,
+  maxClockSkewSeconds: 0,
+});
+
+/** Sum of two fault counts (several scrape targets, or a refresh on top of a fetch). */
+export function addIngestionFaults(a: IngestionFaults, b: IngestionFaults): IngestionFaults {
+  const excludedGpus = { ...a.excludedGpus };
+  for (const r of gpuExclusions) excludedGpus[r] += b.excludedGpus[r];
+  return {
+    excludedGpus,
+    excludedUuids: b.excludedUuids.length === 0 ? a.excludedUuids : [...a.excludedUuids, ...b.excludedUuids],
+    clockSkewedGpus: a.clockSkewedGpus + b.clockSkewedGpus,
+    maxClockSkewSeconds: Math.max(a.maxClockSkewSeconds, b.maxClockSkewSeconds),
+  };
+}
+
+/** Total of the excluded GPUs. */
+export const excludedGpuCount = (faults: IngestionFaults | undefined): number =>
+  faults === undefined ? 0 : gpuExclusions.reduce((n, r) => n + faults.excludedGpus[r], 0);
+
 export interface GpuInventory {
   gpus: GpuSample[];
   /** Node facts by node name. A node absent here is treated as schedulable. */
@@ -70,6 +122,8 @@ export interface GpuInventory {
   skippedLines: number;
   /** Human-readable problems met while building it (an exporter that timed out, ...). */
   problems: string[];
+  /** What the sources had to distrust (absent: nothing, or a source that does not count). */
+  faults?: IngestionFaults;
 }
 
 export const emptyInventory = (nowMs: number, source = 'none'): GpuInventory => ({

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { GpuInventory, GpuSample } from './inventory.js';
+import { noIngestionFaults, type GpuInventory, type GpuSample } from './inventory.js';
 import { carryForwardMissingGpus, MetricsRefresher, type RefreshReport, type RefreshScheduler } from './metricsRefresher.js';
 import { MetricsSourceError, type MetricsSource } from './sources.js';
 import { h100 } from './testing/gpuSamples.js';
@@ -67,7 +67,7 @@ const fail =
   () =>
     Promise.reject(new MetricsSourceError('scripted', message));
 
-function setup(steps: Step[], opts: { retainMissingSeconds?: number } = {}) {
+function setup(steps: Step[], opts: { retainMissingSeconds?: number; fetchDeadlineSeconds?: number } = {}) {
   let now = T;
   const clock = { now: () => now, set: (ms: number) => (now = ms) };
   const scheduler = new ManualScheduler();
@@ -215,6 +215,57 @@ describe('MetricsRefresher', () => {
     await scheduled;
     expect(scheduler.timers.size).toBe(1);
     refresher.stop();
+  });
+
+  test('a source that stamps its samples a year ahead and then stops answering goes stale on schedule', async () => {
+    const yearMs = 365 * 86_400_000;
+    // A source that does not clamp: the refresher does.
+    const { clock, refresher } = setup([answer((t) => [h100('n1', 0, t + yearMs)]), fail('exporter down')]);
+    const reported = once(refresher, 'refresh') as Promise<[GpuInventory, RefreshReport]>;
+    await refresher.refreshNow();
+    const [, report] = await reported;
+    expect(refresher.current().gpus.map((g) => g.sampledAtMs)).toEqual([T]);
+    expect(report).toMatchObject({ clockSkewedGpuCount: 1, maxClockSkewSeconds: yearMs / 1000 });
+    expect(refresher.current().problems.join('\n')).toMatch(/1 GPU\(s\) carry sample times up to 31536000 s ahead/);
+
+    // placement.maxMetricsAgeSeconds defaults to 90: past it, the kept sample is stale.
+    clock.set(T + 91_000);
+    const after = await refresher.refreshNow();
+    expect(after.gpus.map((g) => (T + 91_000 - g.sampledAtMs) / 1000)).toEqual([91]);
+  });
+
+  test('a fetch that never settles is given up at the deadline, and the GPUs age meanwhile', async () => {
+    const { clock, refresher } = setup([answer((t) => [h100('n1', 0, t)]), () => new Promise<GpuInventory>(() => undefined)], { fetchDeadlineSeconds: 0.05 });
+    await refresher.refreshNow();
+    clock.set(T + 120_000);
+    const reported = once(refresher, 'refresh') as Promise<[GpuInventory, RefreshReport]>;
+    const hung = Symbol('hung');
+    const outcome = await Promise.race([refresher.refreshNow(), new Promise((r) => setTimeout(() => r(hung), 5_000))]);
+    expect(outcome).not.toBe(hung);
+    const [inventoryAfter, report] = await reported;
+    expect(report.ok).toBe(false);
+    expect(report.error).toMatch(/no answer within 0.05 s/);
+    expect(inventoryAfter.gpus.map((g) => g.sampledAtMs)).toEqual([T]);
+  });
+
+  test('a GPU the latest fetch distrusts is not stood in for by its last sample; the report counts it', async () => {
+    const distrusted = h100('n1', 1, T);
+    const { clock, refresher } = setup([
+      answer((t) => [h100('n1', 0, t), h100('n1', 1, t)]),
+      (nowMs) =>
+        Promise.resolve({
+          ...inventory([h100('n1', 0, nowMs)], nowMs),
+          faults: { ...noIngestionFaults(), excludedGpus: { ...noIngestionFaults().excludedGpus, 'conflicting-series': 1 }, excludedUuids: [distrusted.uuid] },
+        }),
+    ]);
+    await refresher.refreshNow();
+    clock.set(T + 15_000);
+    const reported = once(refresher, 'refresh') as Promise<[GpuInventory, RefreshReport]>;
+    const after = await refresher.refreshNow();
+    const [, report] = await reported;
+    expect(after.gpus.map((g) => g.uuid)).toEqual([h100('n1', 0, T).uuid]);
+    expect(report).toMatchObject({ excludedGpuCount: 1, retainedGpuCount: 0 });
+    expect(report.excludedGpus['conflicting-series']).toBe(1);
   });
 
   test('refuses a refresh interval that is not positive', () => {

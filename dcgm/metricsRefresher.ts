@@ -2,11 +2,13 @@
  * Keeps a GpuInventory up to date in the background, so that admissions never wait on a
  * scrape. GPUs that a fetch no longer reports (their exporter failed, Prometheus lost them)
  * are kept with their original sample time: they age into staleness, and placement
- * excludes them as stale, instead of vanishing or looking fresh. See ADR 0003.
+ * excludes them as stale, instead of vanishing or looking fresh. A fetch that never settles
+ * is given up at a deadline, and no sample time is later than the fetch's end, so a source
+ * that stops answering goes stale on schedule. See ADR 0003.
  */
 import { EventEmitter } from 'node:events';
-import { compareGpus } from './collectGpuSamples.js';
-import { emptyInventory, type GpuInventory, type GpuSample } from './inventory.js';
+import { CLOCK_SKEW_TOLERANCE_MS, compareGpus, describeClockSkew } from './collectGpuSamples.js';
+import { addIngestionFaults, emptyInventory, excludedGpuCount, noIngestionFaults, type GpuExclusion, type GpuInventory, type GpuSample } from './inventory.js';
 import type { MetricsSource } from './sources.js';
 
 /** Timer functions, injectable so that tests drive time themselves. */
@@ -32,6 +34,8 @@ export interface MetricsRefresherOptions {
   refreshSeconds: number;
   /** A GPU missing from fetches is dropped once its last sample is older than this (default: the larger of 10 min and 10 refreshes). */
   retainMissingSeconds?: number;
+  /** A fetch still unsettled after this long counts as failed, and polling goes on (default: the larger of 60 s and 4 refreshes). */
+  fetchDeadlineSeconds?: number;
   /** Epoch ms now (default Date.now). */
   clock?: () => number;
   scheduler?: RefreshScheduler;
@@ -51,6 +55,14 @@ export interface RefreshReport {
   /** Age of the newest / oldest GPU sample now, seconds; null without GPUs. */
   newestSampleAgeSeconds: number | null;
   oldestSampleAgeSeconds: number | null;
+  /** GPUs this fetch left out as untrustworthy (invalid UUID or node, conflicting series, implausible memory). */
+  excludedGpuCount: number;
+  /** The same, by reason (a label for a gauge). */
+  excludedGpus: Record<GpuExclusion, number>;
+  /** GPUs whose sample time lay ahead of the data's arrival by more than a second (clamped to it). */
+  clockSkewedGpuCount: number;
+  /** The largest such lead, seconds (0 when none). */
+  maxClockSkewSeconds: number;
   problems: string[];
 }
 
@@ -69,6 +81,8 @@ export function carryForwardMissingGpus(
   retainMs: number,
 ): { inventory: GpuInventory; retained: GpuSample[] } {
   const present = new Set(fresh.gpus.map((g) => g.uuid));
+  // A GPU the fresh data distrusts is not stood in for by its last trusted sample.
+  for (const uuid of fresh.faults?.excludedUuids ?? []) present.add(uuid);
   const retained = previous.gpus.filter((g) => !present.has(g.uuid) && nowMs - g.sampledAtMs <= retainMs);
   if (retained.length === 0) return { inventory: fresh, retained };
   const nodes = [...new Set(retained.map((g) => g.node))];
@@ -92,6 +106,30 @@ function sampleTimeRange(gpus: readonly GpuSample[]): { oldest: number; newest: 
   return { oldest, newest };
 }
 
+/**
+ * The last line of defence for time from outside: a sample time after `receivedAtMs` (the
+ * end of the fetch) becomes `receivedAtMs`, counted in the inventory's faults. Sources clamp
+ * to the moment their data arrived already; this catches one that does not. Pure.
+ */
+export function clampFutureSamples(inventory: GpuInventory, receivedAtMs: number): GpuInventory {
+  let skewed = 0;
+  let maxAheadMs = 0;
+  let first = '';
+  const gpus = inventory.gpus.map((g) => {
+    if (!(g.sampledAtMs > receivedAtMs)) return g;
+    const aheadMs = g.sampledAtMs - receivedAtMs;
+    if (aheadMs > CLOCK_SKEW_TOLERANCE_MS) {
+      if (skewed++ === 0) first = `node ${g.node} GPU ${g.index} (${g.uuid})`;
+      maxAheadMs = Math.max(maxAheadMs, aheadMs);
+    }
+    return { ...g, sampledAtMs: receivedAtMs };
+  });
+  if (gpus.every((g, i) => g === inventory.gpus[i])) return inventory;
+  if (skewed === 0) return { ...inventory, gpus };
+  const faults = addIngestionFaults(inventory.faults ?? noIngestionFaults(), { ...noIngestionFaults(), clockSkewedGpus: skewed, maxClockSkewSeconds: maxAheadMs / 1000 });
+  return { ...inventory, gpus, faults, problems: [...inventory.problems, describeClockSkew(skewed, maxAheadMs / 1000, first)] };
+}
+
 function errorText(err: unknown): string {
   // Duck-typed: an error may come from another realm.
   const message = (err as { message?: unknown } | null)?.message;
@@ -103,6 +141,7 @@ export class MetricsRefresher extends EventEmitter<MetricsRefresherEvents> {
   private readonly scheduler: RefreshScheduler;
   private readonly refreshMs: number;
   private readonly retainMs: number;
+  private readonly deadlineMs: number;
   private inventory: GpuInventory;
   private loaded = false;
   private readonly loadedWaiters: Array<() => void> = [];
@@ -123,6 +162,7 @@ export class MetricsRefresher extends EventEmitter<MetricsRefresherEvents> {
     this.scheduler = opts.scheduler ?? realScheduler;
     this.refreshMs = opts.refreshSeconds * 1000;
     this.retainMs = (opts.retainMissingSeconds ?? Math.max(600, 10 * opts.refreshSeconds)) * 1000;
+    this.deadlineMs = (opts.fetchDeadlineSeconds ?? Math.max(60, 4 * opts.refreshSeconds)) * 1000;
     this.inventory = emptyInventory(this.clock(), source.name);
   }
 
@@ -200,18 +240,30 @@ export class MetricsRefresher extends EventEmitter<MetricsRefresherEvents> {
     const startedMs = this.clock();
     let fresh: GpuInventory | null = null;
     let error: string | null = null;
+    let deadlineTimer: unknown = null;
+    let missedDeadline = false;
     try {
-      fresh = await this.source.fetch(startedMs, abort.signal);
+      // A source that ignores its signal must not hold up polling for ever. Real time: this
+      // guards against a promise that never settles, whatever clock the samples are on.
+      const deadline = new Promise<never>((_, reject) => {
+        deadlineTimer = realScheduler.setTimeout(() => {
+          missedDeadline = true;
+          abort.abort(new Error('fetch deadline'));
+          reject(new Error(`no answer within ${this.deadlineMs / 1000} s; the source is hung: check it, or raise metrics.timeoutMs if it is merely slow`));
+        }, this.deadlineMs);
+      });
+      fresh = await Promise.race([this.source.fetch(startedMs, abort.signal), deadline]);
     } catch (err) {
       // Stopped mid-fetch: nothing to report, the inventory stays as it was.
-      if (abort.signal.aborted) return this.inventory;
+      if (abort.signal.aborted && !missedDeadline) return this.inventory;
       error = errorText(err);
     } finally {
+      if (deadlineTimer !== null) realScheduler.clearTimeout(deadlineTimer);
       if (this.abort === abort) this.abort = null;
     }
     const nowMs = this.clock();
     const previous = this.inventory;
-    const base: GpuInventory = fresh ?? {
+    const base: GpuInventory = fresh !== null ? clampFutureSamples(fresh, nowMs) : {
       ...emptyInventory(previous.fetchedAtMs, this.source.name),
       source: previous.source,
       problems: [`fetching DCGM metrics from ${this.source.name} failed: ${error}`],
@@ -230,6 +282,10 @@ export class MetricsRefresher extends EventEmitter<MetricsRefresherEvents> {
       retainedGpuCount: retained.length,
       newestSampleAgeSeconds: hasGpus ? Math.max(0, nowMs - range.newest) / 1000 : null,
       oldestSampleAgeSeconds: hasGpus ? Math.max(0, nowMs - range.oldest) / 1000 : null,
+      excludedGpuCount: excludedGpuCount(base.faults),
+      excludedGpus: (base.faults ?? noIngestionFaults()).excludedGpus,
+      clockSkewedGpuCount: base.faults?.clockSkewedGpus ?? 0,
+      maxClockSkewSeconds: base.faults?.maxClockSkewSeconds ?? 0,
       problems: inventory.problems,
     };
     try {

@@ -2,9 +2,12 @@ import { dcgmPromQl, parsePrometheusQuery } from './parsePrometheusQuery.js';
 
 const NOW = 1_767_000_100_000;
 
+/** A well-formed UUID of GPU `gpu`. */
+const promUuid = (gpu: number): string => `GPU-0000beef-0000-4000-8000-${String(gpu).padStart(12, '0')}`;
+
 const gpuLabels = (gpu: number, extra: Record<string, string> = {}): Record<string, string> => ({
   gpu: String(gpu),
-  UUID: `GPU-prom-${gpu}`,
+  UUID: promUuid(gpu),
   pci_bus_id: `00000000:0${gpu}:00.0`,
   device: `nvidia${gpu}`,
   modelName: 'NVIDIA H100 80GB HBM3',
@@ -51,7 +54,7 @@ describe('parsePrometheusQuery', () => {
     expect(parsed.gpus).toEqual([
       {
         node: 'gpu-node-3',
-        uuid: 'GPU-prom-0',
+        uuid: promUuid(0),
         index: 0,
         model: 'NVIDIA H100 80GB HBM3',
         pciBusId: '00000000:00:00.0',

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { GpuSampleCollector } from './collectGpuSamples.js';
-import type { GpuSample } from './inventory.js';
+import type { GpuSample, IngestionFaults } from './inventory.js';
 import { DcgmLabel, dcgmMetricNames, exporterPodLabels, isDcgmBlank, prometheusExportedPodLabels } from './dcgmNames.js';
 
 /**
@@ -44,10 +44,12 @@ export interface PrometheusQueryParseOptions {
   nodeLabels?: readonly string[];
   /** Time of the query, epoch ms (a series without a sample time gets it). */
   queriedAtMs: number;
+  /** When the answer arrived, epoch ms: later sample times are clamped to it (default: queriedAtMs). */
+  receivedAtMs?: number;
 }
 
 export type PrometheusQueryParseResult =
-  | { ok: true; gpus: GpuSample[]; skippedSeries: number; problems: string[] }
+  | { ok: true; gpus: GpuSample[]; skippedSeries: number; problems: string[]; faults: IngestionFaults }
   | { ok: false; message: string };
 
 /** Read a `/api/v1/query` JSON answer (already JSON-parsed) into GPU samples. */
@@ -73,10 +75,12 @@ export function parsePrometheusQuery(body: unknown, opts: PrometheusQueryParseOp
     nodeLabels: opts.nodeLabels ?? prometheusNodeLabels,
     podLabels: [prometheusExportedPodLabels, exporterPodLabels],
     fallbackTimeMs: opts.queriedAtMs,
+    ...(opts.receivedAtMs !== undefined ? { receivedAtMs: opts.receivedAtMs } : {}),
   });
   let skippedSeries = 0;
   let nonFinite = 0;
   let unnamed = 0;
+  let badTime = 0;
   for (const item of data.result) {
     const last = 'values' in item ? item.values[item.values.length - 1] : item.value;
     const { __name__: name, ...labels } = item.metric;
@@ -92,11 +96,18 @@ export function parsePrometheusQuery(body: unknown, opts: PrometheusQueryParseOp
       nonFinite++;
       continue;
     }
-    collector.add(name, labels, value, Math.round(last[0] * 1000));
+    const timeMs = Math.round(last[0] * 1000);
+    if (!Number.isSafeInteger(timeMs)) {
+      skippedSeries++;
+      badTime++;
+      continue;
+    }
+    collector.add(name, labels, value, timeMs, false);
   }
   const collected = collector.finish();
   const problems = [...(answer.warnings ?? []).map((w) => `Prometheus warning: ${w}`)];
   if (nonFinite > 0) problems.push(`skipped ${nonFinite} series whose last value is NaN, Inf or a DCGM blank: the exporter had no reading for them`);
   if (unnamed > 0) problems.push(`skipped ${unnamed} series without a metric name: the query should select DCGM_* series by __name__`);
-  return { ok: true, gpus: collected.gpus, skippedSeries, problems: [...problems, ...collected.problems] };
+  if (badTime > 0) problems.push(`skipped ${badTime} series whose sample time is not a time (beyond 2^53 ms): check what Prometheus returned`);
+  return { ok: true, gpus: collected.gpus, skippedSeries, problems: [...problems, ...collected.problems], faults: collected.faults };
 }

@@ -1,11 +1,19 @@
 /**
  * Where DCGM metrics come from: thin I/O edges around the pure parsers. Each source turns
  * one fetch into a GpuInventory whose GPUs carry the time of their own sample.
+ *
+ * What comes from outside is bounded and distrusted: bodies and files are read in pieces
+ * up to a byte limit (never buffered whole past it), and no sample time may lie after the
+ * moment its data arrived (`receivedAtMs`: when the answer began to arrive, or the file
+ * was opened). See ADR 0003.
  */
-import { readFile, stat } from 'node:fs/promises';
-import type { GpuInventory, GpuSample } from './inventory.js';
-import { compareGpus } from './collectGpuSamples.js';
-import { DcgmTextParser } from './parseDcgmText.js';
+import { open } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { addIngestionFaults, GpuExclusion, noIngestionFaults, type GpuInventory, type GpuSample, type IngestionFaults } from './inventory.js';
+import { compareGpus, describeExclusions } from './collectGpuSamples.js';
+import { quoteExcerpt } from './gpuIdentity.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PROMETHEUS_MAX_BODY_BYTES, describeBytes, FileSampleTime } from './ingestionLimits.js';
+import { DcgmTextParser, type DcgmTextScrape } from './parseDcgmText.js';
 import { dcgmPromQl, parsePrometheusQuery } from './parsePrometheusQuery.js';
 
 export interface MetricsSource {
@@ -56,36 +64,127 @@ function rethrowIfCallerAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason ?? new Error('aborted');
 }
 
-/** A dcgm-exporter /metrics dump on disk. Its sample time is the file's modification time. */
+/** A body or file larger than its limit; nothing past the limit was read. */
+class TooLargeError extends Error {
+  override readonly name = 'TooLargeError';
+  constructor(
+    readonly limitBytes: number,
+    readonly declaredBytes: number | null,
+  ) {
+    super(`larger than ${describeBytes(limitBytes)}`);
+  }
+}
+
+const isTooLarge = (err: unknown): err is TooLargeError => (err as { name?: unknown } | null)?.name === 'TooLargeError';
+
+/**
+ * Read a response body as text, piece by piece, into `onText`. Past `maxBytes` (declared
+ * or counted) the body is cancelled, which closes the connection: nothing beyond `maxBytes`
+ * plus one network read is ever read.
+ */
+async function readBodyText(res: Response, maxBytes: number, onText: (piece: string) => void): Promise<void> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new TooLargeError(maxBytes, declared);
+  }
+  if (res.body === null) return;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new TooLargeError(maxBytes, null);
+    }
+    onText(decoder.decode(value, { stream: true }));
+  }
+  const rest = decoder.decode();
+  if (rest !== '') onText(rest);
+}
+
+/** Epoch ms now on the caller's clock: its `nowMs` at `startedPerfMs`, plus the time since. */
+const elapsedSince = (nowMs: number, startedPerfMs: number): number => nowMs + Math.max(0, performance.now() - startedPerfMs);
+
+const FILE_READ_BYTES = 1024 * 1024;
+
+export interface FileMetricsSourceOptions {
+  /** The node of every series (beats the host label). */
+  node?: string;
+  /** When the samples count as taken (default: when the file is read). See FileSampleTime. */
+  sampleTime?: FileSampleTime;
+  /** Files larger than this are refused (default DEFAULT_MAX_BODY_BYTES). */
+  maxBytes?: number;
+}
+
+/**
+ * A dcgm-exporter /metrics dump on disk, read in pieces. Its sample time is when it is read,
+ * or its modification time (`sampleTime`); a series' own timestamp beats either. The webhook
+ * (`serve`, metrics.source file) and the `inject` command both read dumps through it.
+ */
 export class FileMetricsSource implements MetricsSource {
   readonly name: string;
   private readonly parser = new DcgmTextParser();
+  private readonly maxBytes: number;
+  private readonly sampleTime: FileSampleTime;
 
   constructor(
     readonly path: string,
-    private readonly opts: { node?: string } = {},
+    private readonly opts: FileMetricsSourceOptions = {},
   ) {
     this.name = `file:${path}`;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.sampleTime = opts.sampleTime ?? FileSampleTime.Read;
   }
 
   async fetch(nowMs: number, signal?: AbortSignal): Promise<GpuInventory> {
-    let text: string;
-    let mtimeMs: number;
+    const startedPerfMs = performance.now();
+    let scrape: DcgmTextScrape | null = null;
+    let handle;
     try {
-      const info = await stat(this.path);
-      mtimeMs = Math.floor(info.mtimeMs);
-      text = await readFile(this.path, { encoding: 'utf8', ...(signal ? { signal } : {}) });
+      handle = await open(this.path, 'r');
+      const info = await handle.stat();
+      if (info.size > this.maxBytes) throw new TooLargeError(this.maxBytes, info.size);
+      // Nothing in the file can have been sampled after it was opened.
+      const receivedAtMs = elapsedSince(nowMs, startedPerfMs);
+      const scrapedAtMs = this.sampleTime === FileSampleTime.Modified ? Math.floor(info.mtimeMs) : nowMs;
+      scrape = this.parser.begin({ scrapedAtMs, receivedAtMs, ...(this.opts.node ? { node: this.opts.node } : {}) });
+      const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_BYTES, this.maxBytes + 1));
+      const decoder = new TextDecoder();
+      let bytes = 0;
+      for (;;) {
+        rethrowIfCallerAborted(signal);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        bytes += bytesRead;
+        // The file may have grown since it was measured.
+        if (bytes > this.maxBytes) throw new TooLargeError(this.maxBytes, null);
+        scrape.write(decoder.decode(buffer.subarray(0, bytesRead), { stream: true }));
+      }
+      scrape.write(decoder.decode());
     } catch (err) {
+      scrape?.end();
       rethrowIfCallerAborted(signal);
+      if (isTooLarge(err)) {
+        throw new MetricsSourceError(
+          this.name,
+          `the DCGM metrics file ${this.path} is ${err.declaredBytes !== null ? describeBytes(err.declaredBytes) : err.message}, above metrics.maxBodyBytes (${describeBytes(this.maxBytes)}); give a dump of fewer nodes, or raise metrics.maxBodyBytes`,
+        );
+      }
       const reason = typeof (err as { message?: unknown })?.message === 'string' ? (err as { message: string }).message : String(err);
       throw new MetricsSourceError(this.name, `cannot read the DCGM metrics file ${this.path} (${reason}); check metrics.file and that the file is mounted`, {
         cause: err,
       });
+    } finally {
+      await handle?.close().catch(() => undefined);
     }
-    const parsed = this.parser.parse(text, { scrapedAtMs: mtimeMs, ...(this.opts.node ? { node: this.opts.node } : {}) });
+    const parsed = scrape.end();
     const problems = [...parsed.problems];
     if (parsed.gpus.length === 0) problems.push(`${this.path} holds no DCGM GPU series; give it a dcgm-exporter dump (curl http://<exporter>:9400/metrics)`);
-    return { gpus: parsed.gpus, nodes: {}, source: this.name, fetchedAtMs: nowMs, skippedLines: parsed.skippedLines, problems };
+    return { gpus: parsed.gpus, nodes: {}, source: this.name, fetchedAtMs: nowMs, skippedLines: parsed.skippedLines, problems, faults: parsed.faults };
   }
 }
 
@@ -100,6 +199,8 @@ export interface ExporterMetricsSourceOptions {
   targets: readonly ExporterTarget[];
   /** Limit of each scrape. */
   timeoutMs: number;
+  /** A scrape whose body is larger is refused (default DEFAULT_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
   /** Scrapes in flight at once (default 64). */
   maxConcurrent?: number;
 }
@@ -133,49 +234,76 @@ export class ExporterMetricsSource implements MetricsSource {
     rethrowIfCallerAborted(signal);
 
     const gpus: GpuSample[] = [];
-    const seen = new Map<string, string>();
+    const seen = new Map<string, { url: string; node: string }>();
     const problems: string[] = [];
+    let faults = noIngestionFaults();
     let skippedLines = 0;
     let succeeded = 0;
+    // A GPU that one exporter distrusts, or that two exporters place on two nodes, is left out everywhere.
+    const distrusted = new Set<string>(results.flatMap((r) => r.faults.excludedUuids));
+    const conflicting = new Map<string, string>();
     results.forEach((r, i) => {
       const url = (targets[i] as ExporterTarget).url;
       if (r.ok) succeeded++;
       skippedLines += r.skippedLines;
+      faults = addIngestionFaults(faults, r.faults);
       problems.push(...r.problems.map((p) => `${url}: ${p}`));
       for (const gpu of r.gpus) {
         const first = seen.get(gpu.uuid);
-        if (first !== undefined) {
-          problems.push(`${url}: GPU ${gpu.uuid} was already reported by ${first}; kept the first. Check for two targets pointing at one exporter`);
-          continue;
+        if (first === undefined) {
+          seen.set(gpu.uuid, { url, node: gpu.node });
+          gpus.push(gpu);
+        } else if (first.node !== gpu.node) {
+          if (!conflicting.has(gpu.uuid)) conflicting.set(gpu.uuid, `${gpu.uuid} on node ${quoteExcerpt(first.node)} by ${first.url} and on node ${quoteExcerpt(gpu.node)} by ${url}`);
+        } else {
+          problems.push(`${url}: GPU ${gpu.uuid} was already reported by ${first.url}; kept the first. Check for two targets pointing at one exporter`);
         }
-        seen.set(gpu.uuid, url);
-        gpus.push(gpu);
       }
     });
-    gpus.sort(compareGpus);
-    return { gpus, nodes: {}, source: `exporters:${succeeded}/${targets.length}`, fetchedAtMs: nowMs, skippedLines, problems };
+    const kept = gpus.filter((g) => !conflicting.has(g.uuid) && !distrusted.has(g.uuid));
+    if (conflicting.size > 0) {
+      const counts = noIngestionFaults().excludedGpus;
+      counts[GpuExclusion.ConflictingSeries] = conflicting.size;
+      const [first] = conflicting.values();
+      problems.push(...describeExclusions(counts, new Map(first === undefined ? [] : [[GpuExclusion.ConflictingSeries, first]])));
+      faults = addIngestionFaults(faults, { ...noIngestionFaults(), excludedGpus: counts, excludedUuids: [...conflicting.keys()] });
+    }
+    kept.sort(compareGpus);
+    return { gpus: kept, nodes: {}, source: `exporters:${succeeded}/${targets.length}`, fetchedAtMs: nowMs, skippedLines, problems, faults };
   }
 
   private async scrape(target: ExporterTarget, nowMs: number, signal?: AbortSignal): Promise<TargetResult> {
-    const failed = (problem: string): TargetResult => ({ ok: false, gpus: [], skippedLines: 0, problems: [problem] });
-    let text: string;
+    const failed = (problem: string): TargetResult => ({ ok: false, gpus: [], skippedLines: 0, problems: [problem], faults: noIngestionFaults() });
+    const maxBytes = this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    let parser = this.parsers.get(target.url);
+    if (parser === undefined) this.parsers.set(target.url, (parser = new DcgmTextParser()));
+    const startedPerfMs = performance.now();
+    let scrape: DcgmTextScrape | null = null;
     try {
       const res = await fetch(target.url, { signal: withTimeout(this.opts.timeoutMs, signal), headers: { accept: 'text/plain' } });
       if (!res.ok) {
         await res.body?.cancel().catch(() => undefined);
         return failed(`HTTP ${res.status} ${res.statusText}; check that dcgm-exporter is healthy on this pod (kubectl logs) and that the URL ends in /metrics`);
       }
-      text = await res.text();
+      // The exporter wrote its samples before it began to answer.
+      const receivedAtMs = elapsedSince(nowMs, startedPerfMs);
+      const reading = parser.begin({ scrapedAtMs: nowMs, receivedAtMs, ...(target.node ? { node: target.node } : {}) });
+      scrape = reading;
+      await readBodyText(res, maxBytes, (piece) => reading.write(piece));
     } catch (err) {
+      scrape?.end();
       if (signal?.aborted) return failed('scrape aborted');
+      if (isTooLarge(err)) {
+        return failed(
+          `answered ${err.declaredBytes !== null ? `${describeBytes(err.declaredBytes)}` : `more than ${describeBytes(maxBytes)}`}, above metrics.maxBodyBytes (${describeBytes(maxBytes)}); the scrape was cut off and its GPUs go stale. Check what this exporter publishes, or raise metrics.maxBodyBytes`,
+        );
+      }
       return failed(describeFetchFailure(err, this.opts.timeoutMs, 'the dcgm-exporter pod'));
     }
-    let parser = this.parsers.get(target.url);
-    if (parser === undefined) this.parsers.set(target.url, (parser = new DcgmTextParser()));
-    const parsed = parser.parse(text, { scrapedAtMs: nowMs, ...(target.node ? { node: target.node } : {}) });
+    const parsed = scrape.end();
     const problems = [...parsed.problems];
     if (parsed.gpus.length === 0) problems.push('answered, but with no DCGM GPU series; check that the URL is a dcgm-exporter /metrics endpoint');
-    return { ok: true, gpus: parsed.gpus, skippedLines: parsed.skippedLines, problems };
+    return { ok: true, gpus: parsed.gpus, skippedLines: parsed.skippedLines, problems, faults: parsed.faults };
   }
 }
 
@@ -184,6 +312,7 @@ interface TargetResult {
   gpus: GpuSample[];
   skippedLines: number;
   problems: string[];
+  faults: IngestionFaults;
 }
 
 export interface PrometheusMetricsSourceOptions {
@@ -194,6 +323,8 @@ export interface PrometheusMetricsSourceOptions {
   lookbackSeconds?: number;
   /** Labels that name the node, most trusted first (default: kubernetes_node, node, Hostname, hostname). */
   nodeLabels?: readonly string[];
+  /** An answer larger than this is refused (default DEFAULT_PROMETHEUS_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
 }
 
 /** DCGM series read from Prometheus with one instant query. */
@@ -216,14 +347,27 @@ export class PrometheusMetricsSource implements MetricsSource {
 
   async fetch(nowMs: number, signal?: AbortSignal): Promise<GpuInventory> {
     const url = this.queryUrl.toString();
+    const maxBytes = this.opts.maxBodyBytes ?? DEFAULT_PROMETHEUS_MAX_BODY_BYTES;
+    const startedPerfMs = performance.now();
     let status: number;
     let text: string;
+    let receivedAtMs: number;
     try {
       const res = await fetch(url, { signal: withTimeout(this.opts.timeoutMs, signal), headers: { accept: 'application/json' } });
       status = res.status;
-      text = await res.text();
+      // Prometheus evaluated the query before it began to answer.
+      receivedAtMs = elapsedSince(nowMs, startedPerfMs);
+      const pieces: string[] = [];
+      await readBodyText(res, maxBytes, (piece) => pieces.push(piece));
+      text = pieces.join('');
     } catch (err) {
       rethrowIfCallerAborted(signal);
+      if (isTooLarge(err)) {
+        throw new MetricsSourceError(
+          this.name,
+          `Prometheus at ${this.opts.baseUrl} answered ${err.declaredBytes !== null ? describeBytes(err.declaredBytes) : `more than ${describeBytes(maxBytes)}`}, above metrics.prometheusMaxBodyBytes (${describeBytes(maxBytes)}); raise it for a cluster this large`,
+        );
+      }
       throw new MetricsSourceError(this.name, `querying Prometheus at ${this.opts.baseUrl}: ${describeFetchFailure(err, this.opts.timeoutMs, 'Prometheus')}`, { cause: err });
     }
     let body: unknown;
@@ -235,12 +379,12 @@ export class PrometheusMetricsSource implements MetricsSource {
         `Prometheus at ${this.opts.baseUrl} answered HTTP ${status} with a body that is not JSON; check that metrics.prometheusUrl is the Prometheus base URL`,
       );
     }
-    const parsed = parsePrometheusQuery(body, { queriedAtMs: nowMs, ...(this.opts.nodeLabels ? { nodeLabels: this.opts.nodeLabels } : {}) });
+    const parsed = parsePrometheusQuery(body, { queriedAtMs: nowMs, receivedAtMs, ...(this.opts.nodeLabels ? { nodeLabels: this.opts.nodeLabels } : {}) });
     if (!parsed.ok) throw new MetricsSourceError(this.name, `querying Prometheus at ${this.opts.baseUrl} (HTTP ${status}): ${parsed.message}`);
     const problems = [...parsed.problems];
     if (parsed.gpus.length === 0) {
       problems.push(`Prometheus at ${this.opts.baseUrl} holds no DCGM GPU series of the last ${this.opts.lookbackSeconds ?? 120} s; check that it scrapes dcgm-exporter`);
     }
-    return { gpus: parsed.gpus, nodes: {}, source: this.name, fetchedAtMs: nowMs, skippedLines: parsed.skippedSeries, problems };
+    return { gpus: parsed.gpus, nodes: {}, source: this.name, fetchedAtMs: nowMs, skippedLines: parsed.skippedSeries, problems, faults: parsed.faults };
   }
 }

@@ -76,6 +76,8 @@ export interface DiscoveredExporterSourceOptions {
   urlFor: (pod: ExporterPod) => string;
   /** Timeout of each scrape. */
   timeoutMs: number;
+  /** A scrape whose body is larger is refused (default: the sources' default). */
+  maxBodyBytes?: number;
   /** Builds the scraper for a target set (tests may substitute). */
   createSource?: (targets: ExporterTarget[], timeoutMs: number) => MetricsSource;
 }
@@ -108,7 +110,10 @@ export class DiscoveredExporterSource implements MetricsSource {
     }
     const key = targets.map((t) => `${t.url}@${t.node}`).join(',');
     if (this.cached?.key !== key) {
-      const create = this.opts.createSource ?? ((t: ExporterTarget[], timeoutMs: number) => new ExporterMetricsSource({ targets: t, timeoutMs }));
+      const maxBodyBytes = this.opts.maxBodyBytes;
+      const create =
+        this.opts.createSource ??
+        ((t: ExporterTarget[], timeoutMs: number) => new ExporterMetricsSource({ targets: t, timeoutMs, ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) }));
       this.cached = { key, source: create(targets, this.opts.timeoutMs) };
     }
     const inventory = await this.cached.source.fetch(nowMs, signal);

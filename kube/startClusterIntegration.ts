@@ -261,6 +261,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
           nodes: () => nodeTable.snapshot(),
           urlFor: deps.exporterUrlFor ?? ((pod) => exporterUrl(pod, discovery.port, discovery.path)),
           timeoutMs: config.metrics.timeoutMs,
+          maxBodyBytes: config.metrics.maxBodyBytes,
         });
 
   const store = new ConfigMapReservationStore({

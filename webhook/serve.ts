@@ -38,16 +38,17 @@ export function metricsSourceFor(config: Config, discovered: MetricsSource | nul
   switch (m.source) {
     case 'file':
       if (m.file === '') throw new ConfigError('metrics.source is "file" but metrics.file is empty: set metrics.file to a dcgm-exporter dump');
-      return new FileMetricsSource(m.file);
+      return new FileMetricsSource(m.file, { sampleTime: m.fileSampleTime, maxBytes: m.maxBodyBytes });
     case 'exporters':
       if (m.exporterUrls.length === 0) throw new ConfigError('metrics.source is "exporters" but metrics.exporterUrls is empty: list the dcgm-exporter /metrics URLs');
       return new ExporterMetricsSource({
         targets: m.exporterUrls.map((url, i) => ({ url, ...(m.exporterNodes[i] ? { node: m.exporterNodes[i] } : {}) })),
         timeoutMs: m.timeoutMs,
+        maxBodyBytes: m.maxBodyBytes,
       });
     case 'prometheus':
       if (m.prometheusUrl === '') throw new ConfigError('metrics.source is "prometheus" but metrics.prometheusUrl is empty: set the Prometheus base URL');
-      return new PrometheusMetricsSource({ baseUrl: m.prometheusUrl, timeoutMs: m.timeoutMs });
+      return new PrometheusMetricsSource({ baseUrl: m.prometheusUrl, timeoutMs: m.timeoutMs, maxBodyBytes: m.prometheusMaxBodyBytes });
     case 'discovery':
       if (discovered === null) {
         throw new ConfigError('metrics.source is "discovery" but cluster.enabled is false: enable the cluster integration, or choose metrics.source file, exporters or prometheus');
@@ -111,7 +112,12 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   const refresher = new MetricsRefresher(metricsSourceFor(config, discovered), { refreshSeconds: config.metrics.refreshSeconds });
   refresher.on('refresh', (inv, report) => {
     if (!report.ok) logger.warn({ source: inv.source, error: report.error, keptGpus: report.gpuCount }, 'DCGM metrics refresh failed; deciding on the previous samples until they go stale');
-    else if (report.problems.length > 0) logger.warn({ source: inv.source, problems: report.problems, gpus: report.gpuCount }, 'DCGM metrics refreshed with problems');
+    else if (report.problems.length > 0) {
+      logger.warn(
+        { source: inv.source, problems: report.problems, gpus: report.gpuCount, excludedGpus: report.excludedGpus, clockSkewedGpus: report.clockSkewedGpuCount, maxClockSkewSeconds: report.maxClockSkewSeconds },
+        'DCGM metrics refreshed with problems',
+      );
+    }
     else logger.debug({ source: inv.source, gpus: report.gpuCount, newestAgeSeconds: report.newestSampleAgeSeconds }, 'DCGM metrics refreshed');
   });
   refresher.start();
