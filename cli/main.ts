@@ -3,7 +3,7 @@
  * Entry point of the `mps-injector` bin. Errors end here: one message, one exit code.
  */
 import { CommanderError } from 'commander';
-import { CliError } from './cliError.js';
+import { CliError, ExitCode } from './cliError.js';
 import { buildProgram } from './program.js';
 
 async function main(): Promise<void> {
@@ -13,7 +13,8 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
+      // Help and version end well; every other commander error is a usage error (it printed its message).
+      process.exitCode = err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
       return;
     }
     if (err instanceof CliError) {
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
       return;
     }
     process.stderr.write(`mps-injector: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 2;
+    process.exitCode = ExitCode.Usage;
   }
 }
 
