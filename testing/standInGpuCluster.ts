@@ -109,9 +109,11 @@ export async function createGpuCluster(standIn: StandInApiServer, opts: GpuClust
   const node1 = gpus.slice(0, 4);
   const running = sealedPod({ name: 'llm-0', namespace: 'ml', reservationId: 'r-llm-0', node: 'gpu-node-1', gpuUuid: node1[0]?.uuid, gpuIndex: 0, memoryMiB: 20_480, threadPercent: 40, priority: 'high', runningSince: new Date(nowMs - 3_600_000).toISOString(), issuedAtMs: nowMs - 3_700_000 });
   running.spec.nodeName = 'gpu-node-1';
+  running.metadata.annotations['mps-injector.io/gpu-memory'] = '20Gi';
   standIn.create('pods', running as unknown as StoredObject);
   const starting = sealedPod({ name: 'embed-0', namespace: 'ml', reservationId: 'r-embed-0', node: 'gpu-node-1', gpuUuid: node1[1]?.uuid, gpuIndex: 1, memoryMiB: 8192, threadPercent: 20, priority: 'low', issuedAtMs: nowMs - 20_000 });
   starting.spec.nodeName = 'gpu-node-1';
+  starting.metadata.annotations['mps-injector.io/gpu-memory'] = '8Gi';
   standIn.create('pods', starting as unknown as StoredObject);
   // A pod claiming a decision the webhook never issued: it holds nothing.
   const forged = sealedPod({ name: 'sneaky', namespace: 'ml', reservationId: 'r-sneaky', node: 'gpu-node-2', gpuUuid: gpus[4]?.uuid, memoryMiB: 40_960, runningSince: new Date(nowMs - 60_000).toISOString() });
