@@ -21,7 +21,7 @@ function walk(command: Command, path: string[], nodes: CommandNode[], choices: M
   const options = command.options.flatMap(optionWords);
   for (const option of command.options) {
     const values = (option as Option & { argChoices?: string[] }).argChoices;
-    if (values !== undefined) for (const word of optionWords(option)) choices.set(word, values);
+    if (values !== undefined) for (const word of optionWords(option)) choices.set(`${path.join(' ')}|${word}`, values);
   }
   nodes.push({ path, words: [...subcommands, ...options, '--help'] });
   for (const sub of command.commands) walk(sub, [...path, sub.name()], nodes, choices);
@@ -37,21 +37,21 @@ export function bashCompletion(program: Command, bins: readonly string[]): strin
   const fn = functionName(bins[0] ?? program.name());
   const known = [...new Set(nodes.flatMap((n) => n.path))].join(' ');
   const cases = nodes.map((n) => `    "${n.path.join(' ')}") words="${n.words.join(' ')}" ;;`).join('\n');
-  const choiceCases = [...choices].map(([flag, values]) => `    ${flag}) COMPREPLY=( $(compgen -W "${values.join(' ')}" -- "$cur") ); return ;;`).join('\n');
+  const choiceCases = [...choices].map(([key, values]) => `    "${key}") COMPREPLY=( $(compgen -W "${values.join(' ')}" -- "$cur") ); return ;;`).join('\n');
   return `# ${program.name()} completion for bash. Load it with: source <(${bins[0] ?? program.name()} completion bash)
 ${fn}() {
   local cur prev path word words
   cur="\${COMP_WORDS[COMP_CWORD]}"
   prev="\${COMP_WORDS[COMP_CWORD-1]}"
-  case "$prev" in
-${choiceCases}
-  esac
   path=""
   for word in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
     case " ${known} " in
       *" $word "*) path="\${path:+$path }$word" ;;
     esac
   done
+  case "$path|$prev" in
+${choiceCases}
+  esac
   case "$path" in
 ${cases}
     *) words="" ;;

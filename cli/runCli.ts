@@ -6,8 +6,14 @@ import { CommanderError } from 'commander';
 import type { Command } from 'commander';
 import { CliError, ExitCode } from './cliError.js';
 
+/** Errors of every command, subcommands included, reach runCli instead of ending the process with code 1. */
+function overrideExits(command: Command): void {
+  command.exitOverride();
+  for (const sub of command.commands) overrideExits(sub);
+}
+
 export async function runCli(program: Command, argv: readonly string[], name: string): Promise<void> {
-  program.exitOverride();
+  overrideExits(program);
   try {
     await program.parseAsync([...argv]);
   } catch (err) {
