@@ -376,7 +376,7 @@ export async function runDoctorChecks(opts: DoctorOptions, deps: ClusterCommandD
   }
   const { apis, namespace } = target;
   let nodes: V1Node[] = state?.nodes ?? [];
-  let webhookPods: V1Pod[] = [];
+  let webhookPods: V1Pod[];
   try {
     if (state === null) nodes = (await apis.core.listNode({}, apis.callOptions())).items;
     webhookPods = (await apis.core.listNamespacedPod({ namespace, labelSelector: WEBHOOK_COMPONENT_SELECTOR }, apis.callOptions())).items;

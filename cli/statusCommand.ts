@@ -10,7 +10,7 @@ import { countUnreservedPods } from '../placement/chooseSlot.js';
 import { accountGpus } from '../placement/memoryAccounting.js';
 import type { GpuMemoryAccount } from '../placement/memoryAccounting.js';
 import type { Reservation } from '../placement/types.js';
-import { ReservationState } from '../placement/types.js';
+import type { ReservationState } from '../placement/types.js';
 import type { ClusterCommandDeps, ClusterCommandFlags } from './clusterFlags.js';
 import { addClusterFlags, clusterStateFor } from './clusterFlags.js';
 import type { ClusterState } from './clusterState.js';
