@@ -49,7 +49,7 @@ describe('status against the stand-in API server', () => {
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^NODE\s+GPU\s+MODEL\s+GRANTED\s+USED\s+UNRESERVED\s+FREE\s+CLIENTS\s+THREADS\s+AGE\s+HEALTH\s+PODS$/);
     expect(lines).toHaveLength(9);
-    expect(lines[1]).toMatch(/^gpu-node-1\s+0\s+H100 80GB HBM3\s+20Gi\s+20Gi\s+0Mi\s+58.6Gi\s+1\/48\s+40\/200\s+0s\s+ok\s+ml\/llm-0$/);
+    expect(lines[1]).toMatch(/^gpu-node-1\s+0\s+H100 80GB HBM3\s+20Gi\s+20Gi\s+0Mi\s+58.6Gi\s+1\/48\s+40\/200\s+4s\s+ok\s+ml\/llm-0$/);
 
     const wide = await runStatus({ output: 'wide', node: ['gpu-node-2'] }, deps());
     const wideLines = wide.stdout.trimEnd().split('\n');

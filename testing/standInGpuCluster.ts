@@ -66,7 +66,7 @@ export async function createGpuCluster(standIn: StandInApiServer, opts: GpuClust
     const nodeGpus = [0, 1, 2, 3].map((index) => h100(node, index, sampledAtMs, node === 'gpu-node-1' && index === 0 ? { memory: { totalMiB: 81_559, usedMiB: 20_480, freeMiB: 81_559 - 20_480 - 524, reservedMiB: 524 }, utilPercent: 41 } : {}));
     gpus.push(...nodeGpus);
     if (!(opts.withoutExporter ?? []).includes(node)) {
-      exporters.set(node, await startStandInExporter(renderDcgmText(nodeGpus)));
+      exporters.set(node, await startStandInExporter(renderDcgmText(nodeGpus, { withTimestamps: true })));
       standIn.create('pods', {
         metadata: { name: `nvidia-dcgm-exporter-${node.slice(-1)}`, namespace: EXPORTER_NS, labels: { app: 'nvidia-dcgm-exporter' } },
         spec: { nodeName: node, containers: [{ name: 'exporter', image: 'dcgm-exporter' }] },
