@@ -51,8 +51,8 @@ export function buildProgram(): Command {
 
 /** `kubectl mps`: the commands that read a live cluster, as a kubectl plugin. */
 export function buildKubectlPluginProgram(): Command {
-  const program = new Command('kubectl-mps')
-    .usage('status|explain|doctor [options]')
+  // kubectl runs the kubectl-mps bin for `kubectl mps`; help names the command as typed.
+  const program = new Command('kubectl mps')
     .description('mps-injector as a kubectl plugin: `kubectl mps status`, `kubectl mps explain POD`, `kubectl mps doctor`')
     .version(packageVersion(), '-v, --version')
     .showHelpAfterError()

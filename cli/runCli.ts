@@ -14,6 +14,11 @@ function overrideExits(command: Command): void {
 
 export async function runCli(program: Command, argv: readonly string[], name: string): Promise<void> {
   overrideExits(program);
+  // `mps-injector status | head`: a reader that stops early ends the command, as it ends kubectl.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await program.parseAsync([...argv]);
   } catch (err) {
