@@ -24,7 +24,7 @@ import { loadValueSets } from './chartValueSets.js';
 import type { ValueSet } from './chartValueSets.js';
 import { findUnknownFields } from './findUnknownFields.js';
 import type { KubeObject } from './renderChart.js';
-import { chartDir, findObject, lintRun, objectsOfKind, renderChart, repoRoot, runHelm } from './renderChart.js';
+import { chartDir, findObject, lintRun, objectsOfKind, renderChart, runHelm } from './renderChart.js';
 import { RenderedObjectInvalid, validateRenderedObject } from './validateRenderedObject.js';
 
 const valueSets = loadValueSets();
@@ -535,7 +535,7 @@ describe('monitoring', () => {
     expect(objectsOfKind(objectsOf('defaults'), 'ServiceMonitor')).toEqual([]);
   });
 
-  test('Grafana dashboard: valid JSON whose every metric is one the webhook exports', () => {
+  test('Grafana dashboard: valid JSON whose every metric is one the webhook exports', async () => {
     const objects = objectsOf('all-options');
     const cm = as<ConfigMap>(findObject(objects, 'ConfigMap', 'mps-webhook-dashboard'));
     expect(cm.metadata?.namespace).toBe('monitoring');
@@ -544,14 +544,22 @@ describe('monitoring', () => {
     const dashboard = JSON.parse(cm.data?.['mps-injector.json'] ?? 'null') as { panels: { title: string; targets: { expr: string }[] }[] };
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
     const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(mps_injector_[a-z_]+)/g)].map((m) => (m[1] as string).replace(/_(bucket|sum|count)$/, ''))));
-    const source = readFileSync(path.join(repoRoot, 'webhook/webhookMetrics.ts'), 'utf8');
-    const exported = new Set([...source.matchAll(/name: '(mps_injector_[a-z_]+)'/g)].map((m) => m[1]));
+    // What the webhook registers (per-GPU gauges included), read from its registry.
+    const metrics = createWebhookMetrics(
+      { inventory: () => emptyInventory(0), ledger: new ReservationLedger({ ttlMs: 1000 }), now: () => 0, placement: { observeAfterRunningSeconds: 0, memorySafetyMarginMiB: 0 } },
+      { processMetrics: false },
+    );
+    const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
     expect(used.size).toBeGreaterThanOrEqual(5);
     for (const metric of used) expect({ metric, exported: exported.has(metric) }).toEqual({ metric, exported: true });
     // The brief's five views are all there.
     for (const metric of ['mps_injector_admission_requests_total', 'mps_injector_admission_duration_seconds', 'mps_injector_decisions_total', 'mps_injector_metrics_age_seconds', 'mps_injector_reservations']) {
       expect(used).toContain(metric);
     }
+    // Per-GPU memory as placement counts it, and the over-commit alert.
+    for (const metric of ['total', 'granted', 'observed_used', 'unreserved_used', 'free']) expect(used).toContain(`mps_injector_gpu_memory_${metric}_bytes`);
+    expect(used).toContain('mps_injector_gpu_overcommit_detected_total');
+    expect(dashboard.panels.map((p) => p.title)).toContain('Over-commit detected (alert when above 0)');
   });
 });
 

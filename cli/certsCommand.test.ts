@@ -84,11 +84,11 @@ test('an empty service name is bad input: CliError with exit code 2 and nothing 
   await expect(stat(join(dir, 'tls.crt'))).rejects.toMatchObject({ code: 'ENOENT' });
 });
 
-test('an unwritable output directory is bad input: CliError with exit code 2 naming it', async () => {
+test('an unwritable output directory is an I/O error: CliError with exit code 3 naming it', async () => {
   const blocker = join(dir, 'a-file');
   await writeFile(blocker, 'x');
   const attempt = run(['certs', 'generate', '--service', 'hook', '--namespace', 'ns', '--out', join(blocker, 'tls')]);
-  await expect(attempt).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining(`cannot create the certificate directory ${join(blocker, 'tls')}`) });
+  await expect(attempt).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining(`cannot create the certificate directory ${join(blocker, 'tls')}`) });
   await expect(attempt).rejects.toBeInstanceOf(CliError);
 });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CertFileNames, writeCertificateFiles } from '../certs/files.js';
 import { CertificateError, describeCertificate, generateCertificates } from '../certs/issue.js';
-import { CliError } from './cliError.js';
+import { CliError, ExitCode } from './cliError.js';
 
 export interface CertsGenerateOptions {
   service: string;
@@ -19,7 +19,7 @@ export interface CertsGenerateOptions {
   force?: boolean;
 }
 
-/** Generate and write the files; returns the report to print. Throws CliError (exit 2) for bad input. */
+/** Generate and write the files; returns the report to print. Throws CliError: exit 2 for bad input, 3 when the files cannot be written. */
 export async function runCertsGenerate(opts: CertsGenerateOptions, now: Date = new Date()): Promise<string> {
   const caValidityDays = parseDays(opts.caDays, '--ca-days');
   const leafValidityDays = parseDays(opts.leafDays, '--leaf-days');
@@ -33,7 +33,14 @@ export async function runCertsGenerate(opts: CertsGenerateOptions, now: Date = n
       leafValidityDays,
       now,
     });
-    const paths = await writeCertificateFiles(opts.out, bundle);
+    let paths: Awaited<ReturnType<typeof writeCertificateFiles>>;
+    try {
+      paths = await writeCertificateFiles(opts.out, bundle);
+    } catch (err) {
+      // The files could not be written: an I/O error, not a usage error.
+      if (err instanceof CertificateError) throw new CliError(err.message, ExitCode.Input);
+      throw err;
+    }
     const ca = describeCertificate(bundle.ca.certPem);
     const serving = describeCertificate(bundle.serving.certPem);
     const sans = [...serving.dnsNames.map((name) => `DNS:${name}`), ...serving.ipAddresses.map((ip) => `IP:${ip}`)];

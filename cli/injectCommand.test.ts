@@ -28,7 +28,7 @@ test('the bundled example is placed and injected; the decision goes to stderr', 
   expect(run.stderr.join('\n')).toContain('inference/llm-inference:');
 });
 
-test('several pods are placed in order, each seeing the reservations before it; a refusal exits 1', async () => {
+test('several pods are placed in order, each seeing the reservations before it; every refusal is reported and the rest still placed', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
   const one = await readFile(example('pod.yaml'), 'utf8');
   const big = one.replace('gpu-memory: 12Gi', 'gpu-memory: 70Gi');
@@ -40,12 +40,42 @@ test('several pods are placed in order, each seeing the reservations before it; 
   const list = JSON.parse(fits.stdout) as { items: { metadata: { annotations: Record<string, string> } }[] };
   const uuids = list.items.map((p) => p.metadata.annotations['mps-injector.io/gpu-uuid']);
   expect(new Set(uuids).size).toBe(7);
+  expect(fits.stderr.at(-1)).toBe('placed 7 of 7');
 
-  await writeFile(file, Array.from({ length: 8 }, (_, i) => big.replace('name: llm-inference', `name: big-${i}`)).join('---\n'));
+  // The 8th and 9th do not fit; the small 10th still does, after them.
+  const small = one.replace('name: llm-inference', 'name: small').replace('gpu-memory: 12Gi', 'gpu-memory: 6Gi');
+  await writeFile(file, [...Array.from({ length: 9 }, (_, i) => big.replace('name: llm-inference', `name: big-${i}`)), small].join('---\n'));
   const refused = await runInject({ file, metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
   expect(refused.exitCode).toBe(1);
-  expect(refused.stdout).toBe('');
-  expect(refused.stderr.at(-1)).toMatch(/inference\/big-7: refused: mps-injector: no GPU .*fits 70Gi: 8 considered, 8 short of memory/);
+  const placed = parseAllDocuments(refused.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
+  expect(placed).toEqual(['big-0', 'big-1', 'big-2', 'big-3', 'big-4', 'big-5', 'big-6', 'small']);
+  const refusals = refused.stderr.filter((l) => l.includes(': refused: '));
+  expect(refusals).toHaveLength(2);
+  expect(refusals[0]).toMatch(/^inference\/big-7: refused: mps-injector: no GPU .*fits 70Gi: 8 considered, 8 short of memory/);
+  expect(refused.stderr.at(-1)).toBe('placed 8 of 10; 2 refused: 2 no GPU of model "H100" fits 70Gi');
+});
+
+test('workloads get a placement preview per replica; --dry-run previews pods instead of printing them', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
+  const file = path.join(dir, 'deploy.yaml');
+  const template = `  template:\n    metadata:\n      annotations: { mps-injector.io/gpu-memory: 30Gi }\n    spec:\n      containers:\n        - name: server\n          image: vllm\n`;
+  await writeFile(
+    file,
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: ml\nspec:\n  replicas: 16\n${template}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n`,
+  );
+  const run = await runInject({ file, metrics: example('dcgm-h100x8.prom'), output: 'json' }, { stdin: noStdin, nowMs: NOW });
+  expect(run.exitCode).toBe(1);
+  const preview = JSON.parse(run.stdout) as { kind: string; target: unknown; pods: number; placed: number; refused: number; placements: { pod: string; node: string; gpuIndex: number; memoryLimit: string }[] };
+  expect(preview).toMatchObject({ kind: 'PlacementPreview', target: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' }, pods: 16 });
+  // Two 30Gi replicas on each of the 7 idle GPUs (78.6Gi free); the busy GPU 0 has 8.6Gi: 14 placed.
+  expect(preview.placed).toBe(14);
+  expect(preview.placements[0]).toMatchObject({ pod: 'ml/web-*', node: 'gpu-node-1', memoryLimit: '30Gi' });
+  expect(run.stderr.at(-1)).toBe('placed 14 of 17; 3 refused: 2 no GPU fits 30Gi, 1 not placed');
+  expect(run.stderr).toContain('document 2 (v1 ConfigMap settings): not placed: inject places Pods and the pods of Deployment, StatefulSet, ReplicaSet, Job, CronJob');
+
+  const dry = await runInject({ file: example('pod.yaml'), metrics: example('dcgm-h100x8.prom'), output: 'yaml', dryRun: true }, { stdin: noStdin, nowMs: NOW });
+  expect(dry.exitCode).toBe(0);
+  expect(parseAllDocuments(dry.stdout)[0]?.toJS()).toMatchObject({ kind: 'PlacementPreview', target: { kind: 'Pod', name: 'llm-inference' }, placements: [{ node: 'gpu-node-1', memoryLimit: '12Gi' }] });
 });
 
 test('reads pods from standard input', async () => {
@@ -55,8 +85,11 @@ test('reads pods from standard input', async () => {
   expect(run.stdout).toContain('CUDA_MPS_ACTIVE_THREAD_PERCENTAGE');
 });
 
-test('missing files and metrics without GPUs are clear CLI errors', async () => {
+test('missing files and metrics without GPUs are input errors (exit 3); no metrics at all is a usage error (exit 2)', async () => {
   await expect(runInject({ file: '/nonexistent/pod.yaml', metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toThrow(CliError);
+  await expect(runInject({ file: '/nonexistent/pod.yaml', metrics: example('dcgm-h100x8.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toMatchObject({ exitCode: 3 });
+  await expect(runInject({ file: example('pod.yaml'), metrics: '/nonexistent.prom', output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toMatchObject({ exitCode: 3 });
+  await expect(runInject({ file: example('pod.yaml'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW })).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('inject needs --metrics') });
   const dir = await mkdtemp(path.join(tmpdir(), 'inject-'));
   const empty = path.join(dir, 'empty.prom');
   await writeFile(empty, '# nothing here\n');
@@ -119,7 +152,7 @@ describe('dumps are read as the webhook reads metrics.file', () => {
     const file = await copyOfExample(NOW - 3_600_000);
     const run = await runInject({ file: example('pod.yaml'), metrics: file, output: 'yaml', metricsAgeFromFile: true }, { stdin: noStdin, nowMs: NOW });
     expect(run.exitCode).toBe(1);
-    expect(run.stderr.at(-1)).toMatch(/refused: .*no fresh GPU metrics: the newest of 8 GPU samples is 3600s old/);
+    expect(run.stderr.join('\n')).toMatch(/refused: .*no fresh GPU metrics: the newest of 8 GPU samples is 3600s old/);
   });
 
   test('a UUID label of "all" never reaches NVIDIA_VISIBLE_DEVICES; the exclusion is reported', async () => {
@@ -136,6 +169,6 @@ describe('dumps are read as the webhook reads metrics.file', () => {
     await writeFile(pods, (await readFile(example('pod.yaml'), 'utf8')).replace('gpu-memory: 12Gi', 'gpu-memory: 500Ti'));
     const run = await runInject({ file: pods, metrics: path.join(repo, 'dcgm/fixtures/untrusted/fb-free-1pib.prom'), output: 'yaml' }, { stdin: noStdin, nowMs: NOW });
     expect(run.exitCode).toBe(1);
-    expect(run.stderr.at(-1)).toMatch(/refused: .*no GPU .*fits 512000Gi: 1 considered, 1 short of memory/);
+    expect(run.stderr.join('\n')).toMatch(/refused: .*no GPU .*fits 512000Gi: 1 considered, 1 short of memory/);
   });
 });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { ConfigError, parseConfigText } from '../config/schema.js';
-import { CliError } from './cliError.js';
+import { inputError } from './cliError.js';
 
 /** Read and validate a configuration file; every problem becomes a CliError naming the file. */
 export async function loadConfigFile(path: string): Promise<Config> {
@@ -9,12 +9,12 @@ export async function loadConfigFile(path: string): Promise<Config> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read configuration file ${path}: ${(err as Error).message}`);
+    throw inputError(`cannot read configuration file ${path}: ${(err as Error).message}`);
   }
   try {
     return parseConfigText(text, path);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
+    if (err instanceof ConfigError) throw inputError(err.message);
     throw err;
   }
 }

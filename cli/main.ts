@@ -1,29 +1,8 @@
 #!/usr/bin/env node
 /**
- * Entry point of the `mps-injector` bin. Errors end here: one message, one exit code.
+ * Entry point of the `mps-injector` bin.
  */
-import { CommanderError } from 'commander';
-import { CliError } from './cliError.js';
 import { buildProgram } from './program.js';
+import { runCli } from './runCli.js';
 
-async function main(): Promise<void> {
-  const program = buildProgram();
-  program.exitOverride();
-  try {
-    await program.parseAsync(process.argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
-      return;
-    }
-    if (err instanceof CliError) {
-      process.stderr.write(`mps-injector: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-      return;
-    }
-    process.stderr.write(`mps-injector: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 2;
-  }
-}
-
-await main();
+await runCli(buildProgram(), process.argv, 'mps-injector');

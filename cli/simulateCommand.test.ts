@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { CliError } from './cliError.js';
 import { registerSimulateCommand } from './simulateCommand.js';
 
@@ -57,6 +58,20 @@ describe('mps-injector simulate', () => {
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('-o yaml and -o json print the same figures as --json, its alias', async () => {
+    const args = ['simulate', '--trace', 'steady', '--cluster', 'h100-4x8', '--strategies', 'mps-injector'];
+    // Place times are wall-clock measurements: the rest is deterministic.
+    const figures = (text: string): { traces: { strategies: { admitted: number }[] }[] } =>
+      JSON.parse(JSON.stringify(parse(text)), (key: string, value: unknown) => (key.startsWith('placeTime') ? undefined : value)) as { traces: { strategies: { admitted: number }[] }[] };
+    const alias = figures((await run([...args, '--json'])).stdout);
+    const json = figures((await run([...args, '-o', 'json'])).stdout);
+    const yaml = figures((await run([...args, '-o', 'yaml'])).stdout);
+    expect(json).toEqual(alias);
+    expect(yaml).toEqual(alias);
+    expect(alias.traces[0]?.strategies[0]?.admitted).toBeGreaterThan(0);
+    expect((await failure([...args, '-o', 'table'])).message).toMatch(/Allowed choices are yaml, json/);
   });
 
   it('--json prints the figures per trace and strategy', async () => {

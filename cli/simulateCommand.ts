@@ -21,6 +21,7 @@ import { ObserveRule, STRATEGY_NAMES, isStrategyName } from '../simulate/strateg
 import type { StrategyName } from '../simulate/strategies/placementStrategy.js';
 import { TraceError, formatTraceJson } from '../simulate/trace.js';
 import { CliError } from './cliError.js';
+import { formatDocument } from './outputFormat.js';
 
 const DEFAULT_SEED = 1;
 
@@ -50,6 +51,7 @@ interface SimulateOptions {
   policy: PlacementPolicy;
   out?: string;
   json?: boolean;
+  output?: 'yaml' | 'json';
   seed?: number;
   metricsInterval: number;
   scrapeDelay: number;
@@ -107,9 +109,10 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
       process.stderr.write(`wrote ${file}\n`);
     }
   }
-  if (opts.json) {
+  const format = opts.json ? 'json' : opts.output;
+  if (format !== undefined) {
     const { clock: _clock, ...plain } = settings;
-    process.stdout.write(`${JSON.stringify({ cluster: cluster.name, settings: plain, traces: summaries }, null, 2)}\n`);
+    process.stdout.write(formatDocument({ cluster: cluster.name, settings: plain, traces: summaries }, format));
   } else {
     process.stdout.write(`${summaries.map(renderMarkdownTable).join('\n\n')}\n`);
   }
@@ -136,7 +139,8 @@ export function registerSimulateCommand(program: Command): void {
     .option('--cluster <cluster>', 'shipped cluster name (h100-4x8, h100-8x8, mixed) or path of a cluster JSON file')
     .addOption(new Option('--policy <policy>', 'packing policy of mps-injector and of the replica baselines').choices(Object.values(PlacementPolicy)).default(PlacementPolicy.Binpack))
     .option('--out <dir>', 'write one SVG chart per trace into this folder (simulation-<trace>.svg)')
-    .option('--json', 'print figures as JSON instead of Markdown tables')
+    .addOption(new Option('-o, --output <format>', 'print figures as yaml or json instead of Markdown tables').choices(['yaml', 'json']))
+    .option('--json', 'alias of -o json')
     .option('--seed <n>', 'seed of the compute noise and exporter phases (default 1)', integer('--seed', 0))
     .option('--metrics-interval <s>', 'dcgm-exporter sampling interval, seconds (above 0)', numberOption('--metrics-interval', (n) => n > 0, 'a number of seconds above 0'), 30)
     .option('--scrape-delay <s>', 'from a sample being taken to placement seeing it, seconds', seconds('--scrape-delay'), 15)

@@ -306,6 +306,12 @@ describe('the packed package, installed without dev dependencies', () => {
     expect(readdirSync(join(project, 'node_modules')).length).toBeGreaterThan(Object.keys(manifest.dependencies).length);
   });
 
+  test('the install puts the kubectl plugin `kubectl-mps` on the PATH with the cluster commands', async () => {
+    const { stdout } = await run(join(project, 'node_modules', '.bin', 'kubectl-mps'), ['--help'], { cwd: project, env });
+    expect(stdout).toContain('kubectl mps status');
+    for (const command of ['status', 'explain', 'doctor']) expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  });
+
   test('`mps-injector --version` prints the package.json version', async () => {
     const { stdout } = await run(bin, ['--version'], { cwd: project, env });
     expect(stdout.trim()).toBe(manifest.version);

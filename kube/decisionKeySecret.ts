@@ -16,6 +16,30 @@ import { ApiFailureKind, classifyApiError, describeApiFailure } from './kubeApis
 /** Data key of the Secret that holds the key ring's text. */
 export const DECISION_KEYS_DATA_KEY = 'keys';
 
+/** The ring a Secret's `keys` entry holds (base64 of the ring's text); the message names the Secret. */
+export function ringFromSecretData(data: string | undefined, where: string): DecisionKeyRing {
+  if (data === undefined) throw new Error(`${where} has no "${DECISION_KEYS_DATA_KEY}" entry; delete it so the webhook creates it afresh, or add one base64 key per line`);
+  return keyRingFromText(Buffer.from(data, 'base64').toString('utf8'), `${where} entry "${DECISION_KEYS_DATA_KEY}"`);
+}
+
+/**
+ * Read the decision keys without ever creating them (read-only tools: status, explain): null
+ * when the Secret does not exist, i.e. no webhook replica has started in the namespace yet.
+ */
+export async function readDecisionKeySecret(apis: KubeApis, namespace: string, secretName: string, signal?: AbortSignal): Promise<DecisionKeyRing | null> {
+  const where = `Secret ${namespace}/${secretName}`;
+  let data: string | undefined;
+  try {
+    const secret = await apis.core.readNamespacedSecret({ name: secretName, namespace }, apis.callOptions(signal));
+    data = secret.data?.[DECISION_KEYS_DATA_KEY];
+  } catch (err) {
+    const failure = classifyApiError(err);
+    if (failure.kind === ApiFailureKind.NotFound) return null;
+    throw describeApiFailure(`reading the decision keys (${where})`, failure, apis.server);
+  }
+  return ringFromSecretData(data, where);
+}
+
 export class DecisionKeySecret {
   private current: DecisionKeyRing | null = null;
 
@@ -67,8 +91,7 @@ export class DecisionKeySecret {
   }
 
   private adopt(data: string | undefined, where: string): DecisionKeyRing {
-    if (data === undefined) throw new Error(`${where} has no "${DECISION_KEYS_DATA_KEY}" entry; delete it so the webhook creates it afresh, or add one base64 key per line`);
-    const ring = keyRingFromText(Buffer.from(data, 'base64').toString('utf8'), `${where} entry "${DECISION_KEYS_DATA_KEY}"`);
+    const ring = ringFromSecretData(data, where);
     if (this.current !== null && this.current.current.id !== ring.current.id) {
       this.opts.logger.info({ secret: where, key: ring.current.id, verifying: ring.verifying.map((k) => k.id) }, 'decision keys rotated: sealing with the new key');
     }

@@ -12,6 +12,8 @@
  * over-commit (at most one step after it begins). The model is documented in
  * docs/simulation.md and docs/adr/0007-simulator.md.
  */
+import { burstWindow } from './burstWindow.js';
+import type { BurstWindow } from './burstWindow.js';
 import { defaultConfig } from '../config/schema.js';
 import type { PlacementConfig, PlacementPolicy, Priority } from '../placement/types.js';
 import { expandCluster } from './cluster.js';
@@ -145,15 +147,26 @@ export interface StrategyRun {
   slowdowns: { podId: string; priority: Priority; slowdown: number }[];
   /** Wall-clock time of each placement decision, microseconds. */
   placeTimesUs: number[];
-  /** Sampled every seriesStepS: GPUs hosting at least one pod, and over-commit events so far. */
-  series: { tS: number[]; gpusInUse: number[]; overcommitEvents: number[] };
+  /** Sampled every seriesStepS: GPUs hosting at least one pod, over-commit events so far, pods refused so far. */
+  series: SimulationSeries;
+  /** The same, sampled every step within the trace's burst (SimulationResult.burst); null without one. */
+  burstSeries: SimulationSeries | null;
   placements: PlacementRecord[];
   /** After the last departure: pods still on GPUs and slots the strategy still holds (both 0 when capacity is released). */
   leftover: { residentPods: number; heldSlots: number };
 }
 
+export interface SimulationSeries {
+  tS: number[];
+  gpusInUse: number[];
+  overcommitEvents: number[];
+  refused: number[];
+}
+
 export interface SimulationResult {
   trace: string;
+  /** The burst of arrivals worth a zoomed chart, or null (simulate/burstWindow.ts). */
+  burst: BurstWindow | null;
   cluster: string;
   pods: number;
   gpus: number;
@@ -200,12 +213,13 @@ export function runSimulation(trace: Trace, cluster: ClusterSpec, settings: Simu
   const endS = traceEndS(trace);
   const stepS = settings.stepS;
   const seriesEvery = Math.max(1, Math.ceil(endS / 400 / stepS));
+  const burst = burstWindow(trace.pods.map((p) => p.arrivalS), endS);
   const runs = settings.strategies.map((name) => {
     const strategy = createStrategy(name, { gpus, placement, replicasPerGpu: settings.replicasPerGpu, reservationTtlMs: defaultConfig().reservations.ttlSeconds * 1000, observeRule: settings.observeRule });
-    return simulateStrategy(strategy, trace, gpus, settings, seriesEvery);
+    return simulateStrategy(strategy, trace, gpus, settings, seriesEvery, burst);
   });
   const { clock: _clock, placementOverrides: _overrides, ...plain } = settings;
-  return { trace: trace.name, cluster: cluster.name, pods: trace.pods.length, gpus: gpus.length, seriesStepS: seriesEvery * stepS, settings: { ...plain, strategies: [...settings.strategies] }, placement, runs };
+  return { trace: trace.name, burst, cluster: cluster.name, pods: trace.pods.length, gpus: gpus.length, seriesStepS: seriesEvery * stepS, settings: { ...plain, strategies: [...settings.strategies] }, placement, runs };
 }
 
 function validateSettings(settings: SimulationSettings): void {
@@ -230,7 +244,7 @@ export function startLatencyMs(settings: Pick<SimulationSettings, 'seed' | 'star
   return Math.round(Math.min(maxS, Math.max(minS, medianS * Math.exp(sigma * z))) * 1000);
 }
 
-function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: readonly SimGpu[], settings: SimulationSettings, seriesEvery: number): StrategyRun {
+function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: readonly SimGpu[], settings: SimulationSettings, seriesEvery: number, burst: BurstWindow | null): StrategyRun {
   const stepMs = settings.stepS * 1000;
   const usage: UsageModel = { memoryRampMs: settings.memoryRampS * 1000, computeNoise: settings.computeNoise, stepMs, seed: settings.seed };
   const tracks = new Map<string, GpuTrack>(gpus.map((gpu) => [gpu.uuid, { gpu, residents: [], past: [], lastUpdateMs: 0, overcommitted: false, inUseSinceMs: 0 }]));
@@ -256,7 +270,8 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     peakGpusInUse: 0,
     slowdowns: [],
     placeTimesUs: [],
-    series: { tS: [], gpusInUse: [], overcommitEvents: [] },
+    series: { tS: [], gpusInUse: [], overcommitEvents: [], refused: [] },
+    burstSeries: burst === null ? null : { tS: [], gpusInUse: [], overcommitEvents: [], refused: [] },
     placements: [],
     leftover: { residentPods: 0, heldSlots: 0 },
   };
@@ -427,11 +442,15 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
       refreshRates(track, nowMs);
       checkOvercommit(track, nowMs);
     }
-    if (index % seriesEvery === 0) {
-      run.series.tS.push(nowMs / 1000);
-      run.series.gpusInUse.push(active.size);
-      run.series.overcommitEvents.push(run.overcommitEvents.length);
-    }
+    if (index % seriesEvery === 0) sample(run.series, nowMs);
+    if (run.burstSeries !== null && burst !== null && nowMs >= burst.fromS * 1000 && nowMs <= burst.toS * 1000) sample(run.burstSeries, nowMs);
+  }
+
+  function sample(series: SimulationSeries, nowMs: number): void {
+    series.tS.push(nowMs / 1000);
+    series.gpusInUse.push(active.size);
+    series.overcommitEvents.push(run.overcommitEvents.length);
+    series.refused.push(run.refused);
   }
 
   // Departures in time order (ties: trace order); pods never admitted are skipped.
@@ -465,9 +484,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     }
   }
   const finalMs = stepIndex * stepMs;
-  run.series.tS.push(finalMs / 1000);
-  run.series.gpusInUse.push(active.size);
-  run.series.overcommitEvents.push(run.overcommitEvents.length);
+  sample(run.series, finalMs);
 
   run.overcommitPods = affected.size;
   run.gpuHours = gpuBusyMs / 3_600_000;

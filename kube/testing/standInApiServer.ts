@@ -13,7 +13,9 @@
  *   409 AlreadyExists; JSON, merge and strategic-merge patches;
  * - faults on demand: dropped watch streams, 5xx answers, and going fully down and back up.
  *
- * Resources: pods, nodes, configmaps, secrets, leases, mutatingwebhookconfigurations.
+ * Resources: pods, nodes, namespaces, services, configmaps, secrets, leases,
+ * mutatingwebhookconfigurations; SubjectAccessReviews and SelfSubjectAccessReviews are answered
+ * by an authorizer the test sets (everything is allowed by default).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -51,6 +53,8 @@ interface ResourceType {
 export const StandInResources = {
   pods: { prefix: '/api/v1', namespaced: true, kind: 'Pod', apiVersion: 'v1' },
   nodes: { prefix: '/api/v1', namespaced: false, kind: 'Node', apiVersion: 'v1' },
+  namespaces: { prefix: '/api/v1', namespaced: false, kind: 'Namespace', apiVersion: 'v1' },
+  services: { prefix: '/api/v1', namespaced: true, kind: 'Service', apiVersion: 'v1' },
   configmaps: { prefix: '/api/v1', namespaced: true, kind: 'ConfigMap', apiVersion: 'v1' },
   secrets: { prefix: '/api/v1', namespaced: true, kind: 'Secret', apiVersion: 'v1' },
   leases: { prefix: '/apis/coordination.k8s.io/v1', namespaced: true, kind: 'Lease', apiVersion: 'coordination.k8s.io/v1' },
@@ -98,6 +102,16 @@ export interface FaultSpec {
   count: number;
   /** Which requests it applies to (all when omitted). */
   match?: (req: { method: string; path: string; watch: boolean }) => boolean;
+}
+
+/** What an access review asks: may `user` (null: the caller) do `verb` on a resource? */
+export interface AccessQuestion {
+  user: string | null;
+  verb: string;
+  group: string;
+  resource: string;
+  namespace: string;
+  name: string;
 }
 
 export interface StandInOptions {
@@ -244,6 +258,8 @@ export class StandInApiServer {
   private readonly options: StandInOptions;
   /** Every request answered, oldest first. */
   readonly requests: RecordedRequest[] = [];
+  /** Answers SubjectAccessReviews and SelfSubjectAccessReviews; allows everything unless a test sets it. */
+  authorize: (question: AccessQuestion) => boolean = () => true;
 
   private constructor(options: StandInOptions) {
     this.options = options;
@@ -498,6 +514,12 @@ export class StandInApiServer {
       }
     }
 
+    const review = /^\/apis\/authorization\.k8s\.io\/v1\/(subjectaccessreviews|selfsubjectaccessreviews)$/.exec(url.pathname);
+    if (review !== null && method === 'POST') {
+      this.send(res, record, 201, this.answerAccessReview(review[1] === 'selfsubjectaccessreviews', JSON.parse(body) as StoredObject));
+      return;
+    }
+
     const parsed = parsePath(url.pathname);
     if (parsed === null) {
       this.send(res, record, 404, statusBody(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`));
@@ -585,6 +607,26 @@ export class StandInApiServer {
     } catch (err) {
       this.send(res, record, 400, statusBody(400, 'BadRequest', `stand-in could not handle the request: ${(err as Error).message}`));
     }
+  }
+
+  private answerAccessReview(self: boolean, review: StoredObject): Record<string, unknown> {
+    const spec = (review.spec ?? {}) as { user?: string; resourceAttributes?: { verb?: string; group?: string; resource?: string; namespace?: string; name?: string } };
+    const attributes = spec.resourceAttributes ?? {};
+    const allowed = this.authorize({
+      user: self ? null : (spec.user ?? ''),
+      verb: attributes.verb ?? '',
+      group: attributes.group ?? '',
+      resource: attributes.resource ?? '',
+      namespace: attributes.namespace ?? '',
+      name: attributes.name ?? '',
+    });
+    return {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: self ? 'SelfSubjectAccessReview' : 'SubjectAccessReview',
+      metadata: {},
+      spec,
+      status: { allowed, ...(allowed ? {} : { reason: 'stand-in: no rule allows it' }) },
+    };
   }
 
   private conflictBody(resource: StandInResource, name: string): Record<string, unknown> {
