@@ -175,6 +175,11 @@ export function createWebhookMetrics(sources: MetricsSources, opts: { processMet
     'Observed use of what the webhook did not place: observed use minus the grants the sample can show (pods running past the warm-up).',
     (r) => r.account?.unreservedUsedMiB,
   );
+  const perGpuCount = (name: string, help: string, pick: (row: GpuAccountRow) => number): void => {
+    gpuGauges.push({ gauge: new Gauge({ name, help, labelNames: ['node', 'gpu_uuid', 'gpu_index'] as const, registers: [registry] }), pick: (row) => pick(row) / MIB });
+  };
+  perGpuCount('mps_injector_gpu_clients', 'MPS clients the webhook granted on the GPU (live reservations).', (r) => r.reservations.length);
+  perGpuCount('mps_injector_gpu_granted_thread_percent', 'Sum of the CUDA_MPS_ACTIVE_THREAD_PERCENTAGE values granted on the GPU.', (r) => r.threadPercent);
   perGpu('mps_injector_gpu_memory_free_bytes', 'Room placement sees: total - (unreserved use + granted) - safety margin; negative when over-committed.', (r) => r.account?.freeMiB);
   return { registry, requests, duration, decisions, commitConflicts, expiredUnconfirmed, forgedPods, checkOvercommit };
 }
