@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultConfig } from '../config/schema.js';
 import { CliError } from './cliError.js';
 import { registerSimulateCommand } from './simulateCommand.js';
 
@@ -93,6 +94,24 @@ describe('mps-injector simulate', () => {
     const { stdout } = await run(['simulate', 'generate-trace', '--kind', 'burst', '--seed', '2']);
     expect(stdout).not.toBe(shipped);
     expect(JSON.parse(stdout).generator).toEqual({ kind: 'burst', seed: 2, version: 1 });
+  });
+
+  it('the thread budget flags start from the configuration defaults, and the help shows them', async () => {
+    let help = '';
+    const program = new Command('mps-injector').exitOverride().configureOutput({ writeOut: (text) => (help += text), writeErr: (text) => (help += text) });
+    registerSimulateCommand(program);
+    await expect(program.parseAsync(['node', 'mps-injector', 'simulate', '--help'])).rejects.toBeInstanceOf(CommanderError);
+    const { maxThreadPercentSum, maxHighThreadPercentSum } = defaultConfig().placement;
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--max-thread-percent-sum <n> ((?! --).)*\\(default: ${maxThreadPercentSum}\\)`));
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--max-high-thread-percent-sum <n> ((?! --).)*\\(default: ${maxHighThreadPercentSum}\\)`));
+
+    const admitted = async (extra: string[]): Promise<number> => {
+      const { stdout } = await run(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--json', '--strategies', 'mps-injector', ...extra]);
+      return (JSON.parse(stdout) as { traces: { strategies: { admitted: number }[] }[] }).traces[0]!.strategies[0]!.admitted;
+    };
+    // 200 high-priority pods at 20% in 10 s: at most 5 per GPU under the default high budget, 10 when it is raised.
+    expect(await admitted([])).toBeLessThan(248);
+    expect(await admitted(['--max-high-thread-percent-sum', '200'])).toBe(248);
   });
 
   it('explains missing or unknown inputs (CliError, exit code 2) and bad option values (usage errors)', async () => {

@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { defaultConfig } from '../config/schema.js';
 import { PlacementPolicy } from '../placement/types.js';
 import type { PlacementConfig } from '../placement/types.js';
 import { ChartLibraryMissingError, buildChartSpec, renderChartSvg } from '../simulate/chart.js';
@@ -23,6 +24,8 @@ import { TraceError, formatTraceJson } from '../simulate/trace.js';
 import { CliError } from './cliError.js';
 
 const DEFAULT_SEED = 1;
+/** The product's placement defaults, read from the configuration schema: the thread budget flags start from them. */
+const PLACEMENT_DEFAULTS = defaultConfig().placement;
 
 function numberOption(name: string, check: (n: number) => boolean, expected: string): (text: string) => number {
   return (text) => {
@@ -58,7 +61,8 @@ interface SimulateOptions {
   timeSliceOverhead: number;
   strategies: StrategyName[];
   replicaSized?: boolean;
-  maxThreadPercentSum?: number;
+  maxThreadPercentSum: number;
+  maxHighThreadPercentSum: number;
   startLatency: number;
   observeRule: ObserveRule;
   unmanagedMemory: number;
@@ -78,7 +82,8 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
     );
   }
   const placementOverrides: Partial<PlacementConfig> = {};
-  if (opts.maxThreadPercentSum !== undefined) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
+  if (opts.maxThreadPercentSum !== PLACEMENT_DEFAULTS.maxThreadPercentSum) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
+  if (opts.maxHighThreadPercentSum !== PLACEMENT_DEFAULTS.maxHighThreadPercentSum) placementOverrides.maxHighThreadPercentSum = opts.maxHighThreadPercentSum;
   const settings: SimulationSettings = {
     ...defaultSimulationSettings(),
     policy: opts.policy,
@@ -152,7 +157,13 @@ export function registerSimulateCommand(program: Command): void {
     )
     .option('--unmanaged-memory <MiB>', 'memory every GPU carries for processes no strategy placed, MiB', numberOption('--unmanaged-memory', (n) => n >= 0, 'a number of MiB, 0 or more'), 0)
     .option('--replica-sized', 'keep only the pods that fit one equal-split replica (same-load comparison)')
-    .option('--max-thread-percent-sum <n>', "override mps-injector's placement.maxThreadPercentSum (default 200)", integer('--max-thread-percent-sum', 1))
+    .option('--max-thread-percent-sum <n>', "mps-injector's placement.maxThreadPercentSum: thread percentages granted on one GPU, all pods together", integer('--max-thread-percent-sum', 1), PLACEMENT_DEFAULTS.maxThreadPercentSum)
+    .option(
+      '--max-high-thread-percent-sum <n>',
+      "mps-injector's placement.maxHighThreadPercentSum: thread percentages granted to high-priority pods on one GPU",
+      integer('--max-high-thread-percent-sum', 1),
+      PLACEMENT_DEFAULTS.maxHighThreadPercentSum,
+    )
     .action(async (opts: SimulateOptions) => {
       try {
         await runSimulateCommand(opts);

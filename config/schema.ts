@@ -81,6 +81,8 @@ export const configSchema = z
         observeAfterRunningSeconds: z.number().min(0).default(300),
         maxClientsPerGpu: z.number().int().min(1).max(48).default(48),
         maxThreadPercentSum: z.number().int().min(1).max(1000).default(200),
+        /** Sum of thread percentages granted to `high` pods on one GPU; all pods together stay within maxThreadPercentSum. */
+        maxHighThreadPercentSum: z.number().int().min(1).max(1000).default(100),
         minThreadPercent: z.number().int().min(1).max(100).default(10),
         maxThreadPercent: z.number().int().min(1).max(100).default(100),
         hotUtilPercent: z.number().min(0).max(100).default(85),

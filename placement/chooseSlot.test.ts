@@ -3,7 +3,7 @@ import { defaultConfig } from '../config/schema.js';
 import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
 import { chooseSlot, countUnreservedPods } from './chooseSlot.js';
 import { ReservationLedger } from './ledger.js';
-import type { LedgerView, PlacementConfig, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
+import type { LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;
@@ -62,11 +62,11 @@ function ledgerOf(): ReservationLedger {
   return new ReservationLedger({ ttlMs: 120_000, newId: () => `r-${++n}` });
 }
 
-/** A ledger holding confirmed reservations made before the GPU samples: [gpuUuid, memoryMiB, threadPercent] each. */
-function ledgerWith(...held: Array<[string, number, number]>): ReservationLedger {
+/** A ledger holding confirmed reservations made before the GPU samples: [gpuUuid, memoryMiB, threadPercent, priority (default low)] each. */
+function ledgerWith(...held: Array<[string, number, number, Priority?]>): ReservationLedger {
   const ledger = ledgerOf();
-  held.forEach(([gpuUuid, memoryMiB, threadPercent], i) => {
-    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority: 'low' }, NOW - 3_600_000);
+  held.forEach(([gpuUuid, memoryMiB, threadPercent, priority = 'low'], i) => {
+    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority }, NOW - 3_600_000);
     ledger.confirm(r.id, NOW - 3_600_000);
     // Long-running pods: every sample taken now already shows their memory.
     ledger.markRunning(r.id, NOW - 3_500_000);
@@ -398,6 +398,43 @@ describe('chooseSlot: compute oversubscription bound', () => {
     const ledger = ledgerWith(['GPU-node-a-0', 1, 60]);
     expect(choose([gpu()], { req: { threadPercent: 40 }, ledger, config: { maxThreadPercentSum: 100 } }).ok).toBe(true);
     expect(choose([gpu()], { req: { threadPercent: 41 }, ledger, config: { maxThreadPercentSum: 100 } }).ok).toBe(false);
+  });
+});
+
+describe('chooseSlot: high-priority compute budget', () => {
+  test('high pods share at most maxHighThreadPercentSum of a GPU; low pods fill the rest of the total budget', () => {
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 80, 'high']);
+    expect(choose([gpu()], { req: { threadPercent: 20, priority: 'high' }, ledger }).ok).toBe(true);
+    const refusal = expectRefusal(choose([gpu()], { req: { threadPercent: 21, priority: 'high' }, ledger }));
+    expect(refusal.excluded).toEqual({ compute: 1 });
+    expect(refusal.reason).toContain('1 short of compute (best: node-a GPU 0, 20% of the 100% high-priority budget left)');
+    expect(choose([gpu()], { req: { threadPercent: 100, priority: 'low' }, ledger }).ok).toBe(true);
+    expect(choose([gpu()], { req: { threadPercent: 21, priority: 'high' }, ledger, config: { maxHighThreadPercentSum: 101 } }).ok).toBe(true);
+  });
+
+  test('a high pod that fits only by taking compute low pods hold goes to another GPU, and nothing is preempted', () => {
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 190]);
+    // Binpack prefers the GPU in use; its total budget has 10% left, below the 20% asked.
+    const choice = expectChoice(choose([gpu(), gpu({ index: 1 })], { req: { threadPercent: 20, priority: 'high' }, ledger }));
+    expect(choice.gpuUuid).toBe('GPU-node-a-1');
+    expect(ledger.totals('GPU-node-a-0', NOW)).toMatchObject({ threadPercent: 190, highThreadPercent: 0, clients: 1 });
+    const refusal = expectRefusal(choose([gpu()], { req: { threadPercent: 20, priority: 'high' }, ledger }));
+    expect(refusal.reason).toContain('1 short of compute (best: node-a GPU 0, 10% of 200% left; low-priority pods hold 190% and are not preempted)');
+  });
+
+  test('a derived share of a high pod is capped by the high-priority budget left', () => {
+    const choice = expectChoice(choose([gpu()], { req: { priority: 'high' }, ledger: ledgerWith(['GPU-node-a-0', 1, 90, 'high']) }));
+    expect(choice.threadPercent).toBe(10);
+    expect(choice.reason).toContain('granted 10% (capped by the 10% compute budget left)');
+  });
+
+  test('low pods are not held to the high-priority budget, and a high budget above the total changes nothing', () => {
+    const full = ledgerWith(['GPU-node-a-0', 1, 100, 'high']);
+    expect(expectChoice(choose([gpu()], { req: { threadPercent: 50 }, ledger: full })).threadPercent).toBe(50);
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 150, 'high']);
+    const config = { maxThreadPercentSum: 160, maxHighThreadPercentSum: 500 };
+    expect(choose([gpu()], { req: { threadPercent: 10, priority: 'high' }, ledger, config }).ok).toBe(true);
+    expect(expectRefusal(choose([gpu()], { req: { threadPercent: 11, priority: 'high' }, ledger, config })).reason).toContain('10% of 160% left');
   });
 });
 

@@ -97,6 +97,8 @@ function newTally(): ExclusionTally {
     shortOfMemoryRoomMiB: -Infinity,
     shortOfCompute: null,
     shortOfComputeLeft: -Infinity,
+    shortOfComputeHighBudget: false,
+    shortOfComputeLowHeld: 0,
     firstXid: null,
     firstUnschedulable: null,
   };
@@ -121,6 +123,8 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   const observeAfterMs = config.observeAfterRunningSeconds * 1000;
   const maxClients = config.maxClientsPerGpu;
   const maxThreadSum = config.maxThreadPercentSum;
+  // A `high` pod also stays within the high-priority budget; a `low` one only within the total.
+  const maxHighThreadSum = request.priority === Priority.High ? config.maxHighThreadPercentSum : Infinity;
   const hotUtil = config.hotUtilPercent;
   const minThreads = config.minThreadPercent;
   const maxThreads = config.maxThreadPercent;
@@ -234,7 +238,9 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       continue;
     }
 
-    const budgetLeft = maxThreadSum - sums.threadPercent;
+    const totalLeft = maxThreadSum - sums.threadPercent;
+    const highLeft = maxHighThreadSum - sums.highThreadPercent;
+    const budgetLeft = highLeft < totalLeft ? highLeft : totalLeft;
     if (memory.totalMiB !== shareOfTotalMiB) {
       shareOfTotalMiB = memory.totalMiB;
       share = memoryShare(request.memoryMiB, shareOfTotalMiB, maxThreadSum);
@@ -245,6 +251,8 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       if (budgetLeft > tally.shortOfComputeLeft) {
         tally.shortOfComputeLeft = budgetLeft;
         tally.shortOfCompute = gpu;
+        tally.shortOfComputeHighBudget = highLeft < totalLeft;
+        tally.shortOfComputeLowHeld = sums.threadPercent - sums.highThreadPercent;
       }
       continue;
     }
@@ -279,7 +287,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   }
 
   if (best !== null && bestSums !== null && best.memory !== null) {
-    const budgetLeft = config.maxThreadPercentSum - bestSums.threadPercent;
+    const budgetLeft = computeBudgetLeft(bestSums, request.priority, config);
     const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, best.memory.totalMiB, best.utilPercent, budgetLeft, config);
     return {
       ok: true,
@@ -315,6 +323,16 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     return { ok: false, code: 'no-metrics', reason: describeNoMetrics(inventory, config, nowMs, tally), considered: gpus.length, excluded };
   }
   return { ok: false, code: 'no-fit', reason: describeNoFit(inventory, request, wantedModel, config, tally), considered: gpus.length, excluded };
+}
+
+/**
+ * Compute budget left on a GPU for a pod of this priority: the total budget, and for a `high`
+ * pod also the high-priority budget. Compute that `low` pods hold is never taken back.
+ */
+export function computeBudgetLeft(sums: Pick<GpuReservationTotals, 'threadPercent' | 'highThreadPercent'>, priority: Priority, config: Pick<PlacementConfig, 'maxThreadPercentSum' | 'maxHighThreadPercentSum'>): number {
+  const totalLeft = config.maxThreadPercentSum - sums.threadPercent;
+  if (priority !== Priority.High) return totalLeft;
+  return Math.min(totalLeft, config.maxHighThreadPercentSum - sums.highThreadPercent);
 }
 
 /** Deterministic order among equal scores: node name, then GPU index, then UUID. */

@@ -5,7 +5,7 @@
 import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
 import { formatMiB } from '../config/quantity.js';
 import { ThreadBasis } from './threadPercent.js';
-import { Exclusion } from './types.js';
+import { Exclusion, Priority } from './types.js';
 import type { PlacementConfig, PlacementPolicy, SlotRequest } from './types.js';
 
 /** What one pass over the GPUs found, for refusal messages. */
@@ -20,6 +20,10 @@ export interface ExclusionTally {
   /** The GPU short of compute with the most budget left, and that budget (percent). */
   shortOfCompute: GpuSample | null;
   shortOfComputeLeft: number;
+  /** True when, on that GPU, the high-priority budget was the smaller one. */
+  shortOfComputeHighBudget: boolean;
+  /** Thread percent that `low` pods hold on that GPU (never preempted for a `high` pod). */
+  shortOfComputeLowHeld: number;
   firstXid: GpuSample | null;
   firstUnschedulable: GpuSample | null;
 }
@@ -136,9 +140,12 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
     }
     case Exclusion.Compute: {
       const gpu = tally.shortOfCompute;
-      return gpu === null
-        ? `${n} short of compute`
-        : `${n} short of compute (best: ${gpuName(gpu)}, ${Math.max(0, tally.shortOfComputeLeft)}% of ${config.maxThreadPercentSum}% left)`;
+      if (gpu === null) return `${n} short of compute`;
+      const left = Math.max(0, tally.shortOfComputeLeft);
+      if (tally.shortOfComputeHighBudget) return `${n} short of compute (best: ${gpuName(gpu)}, ${left}% of the ${config.maxHighThreadPercentSum}% high-priority budget left)`;
+      const lowHeld =
+        request.priority === Priority.High && tally.shortOfComputeLowHeld > 0 ? `; low-priority pods hold ${tally.shortOfComputeLowHeld}% and are not preempted` : '';
+      return `${n} short of compute (best: ${gpuName(gpu)}, ${left}% of ${config.maxThreadPercentSum}% left${lowHeld})`;
     }
     case Exclusion.Hot:
       return `${n} hot (utilisation at or above ${config.hotUtilPercent}%, excluded by placement.hotGpuAction)`;

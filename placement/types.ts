@@ -43,6 +43,11 @@ export interface PlacementConfig {
   maxClientsPerGpu: number;
   /** Upper bound on the sum of granted thread percentages per GPU (100 = no oversubscription). */
   maxThreadPercentSum: number;
+  /**
+   * Upper bound on the sum of thread percentages granted to `high` pods per GPU, within
+   * maxThreadPercentSum (100: latency-critical pods never oversubscribe compute among themselves).
+   */
+  maxHighThreadPercentSum: number;
   /** Bounds of a granted thread percentage. */
   minThreadPercent: number;
   maxThreadPercent: number;
