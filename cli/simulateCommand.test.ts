@@ -114,6 +114,15 @@ describe('mps-injector simulate', () => {
     expect(await admitted(['--max-high-thread-percent-sum', '200'])).toBe(248);
   });
 
+  it('--replica-sized with "all" skips a trace with no pod small enough for a replica, and says so', async () => {
+    const { stdout, stderr } = await run(['simulate', '--trace', 'all', '--cluster', 'h100-8x8', '--replica-sized', '--json', '--strategies', 'equal-split']);
+    expect(stderr).toContain('skipped llm: no pod fits one of 4 replicas of a GPU; run it alone with a lower --replicas');
+    const names = (JSON.parse(stdout) as { traces: { trace: string }[] }).traces.map((t) => t.trace);
+    expect(names).toEqual(['burst-replica-sized', 'diurnal-replica-sized', 'steady-replica-sized']);
+    const alone = await failure(['simulate', '--trace', 'llm', '--cluster', 'h100-8x8', '--replica-sized']);
+    expect(alone.message).toMatch(/no pod of trace llm fits one of 4 replicas of any GPU; lower --replicas/);
+  });
+
   it('explains missing or unknown inputs (CliError, exit code 2) and bad option values (usage errors)', async () => {
     const missing = await failure(['simulate', '--trace', 'burst']);
     expect(missing.error).toBeInstanceOf(CliError);
@@ -121,7 +130,7 @@ describe('mps-injector simulate', () => {
     expect(missing.message).toMatch(/simulate needs --trace and --cluster/);
     const unknown = await failure(['simulate', '--trace', 'bursty', '--cluster', 'h100-4x8']);
     expect(unknown.error).toBeInstanceOf(CliError);
-    expect(unknown.message).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, steady/);
+    expect(unknown.message).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, llm, steady/);
     const policy = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--policy', 'random']);
     expect(policy.error).toBeInstanceOf(CommanderError);
     expect(policy.message).toMatch(/Allowed choices are binpack, spread/);
@@ -129,6 +138,6 @@ describe('mps-injector simulate', () => {
     expect(strategies.message).toMatch(/unknown strategy "mps"; choose from mps-injector, metrics-only, equal-split, time-slicing/);
     const kind = await failure(['simulate', 'generate-trace', '--kind', 'weekly']);
     expect(kind.error).toBeInstanceOf(CliError);
-    expect(kind.message).toMatch(/--kind steady\|burst\|diurnal \(got "weekly"\)/);
+    expect(kind.message).toMatch(/--kind steady\|burst\|diurnal\|llm \(got "weekly"\)/);
   });
 });

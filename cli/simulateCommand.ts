@@ -13,8 +13,8 @@ import { ChartLibraryMissingError, buildChartSpec, renderChartSvg } from '../sim
 import { ClusterError, expandCluster } from '../simulate/cluster.js';
 import { TRACE_KINDS, generateTrace, isTraceKind } from '../simulate/generateTrace.js';
 import { SimulationInputError, expandTraceList, loadCluster, loadTrace, writeTextFile } from '../simulate/loadInputs.js';
-import { replicaSizedTrace } from '../simulate/replicaSizedTrace.js';
-import { renderMarkdownTable, summarizeSimulation } from '../simulate/report.js';
+import { hasReplicaSizedPod, replicaSizedTrace } from '../simulate/replicaSizedTrace.js';
+import { renderTraceReport, summarizeSimulation } from '../simulate/report.js';
 import type { TraceSummary } from '../simulate/report.js';
 import { defaultSimulationSettings, runSimulation } from '../simulate/runSimulation.js';
 import type { SimulationSettings } from '../simulate/runSimulation.js';
@@ -78,7 +78,7 @@ function asCliError(err: unknown): unknown {
 async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
   if (opts.trace === undefined || opts.cluster === undefined) {
     throw new SimulationInputError(
-      'simulate needs --trace and --cluster, e.g. "mps-injector simulate --trace all --cluster h100-4x8" (shipped traces: steady, burst, diurnal; clusters: see simulate/clusters/)',
+      `simulate needs --trace and --cluster, e.g. "mps-injector simulate --trace all --cluster h100-4x8" (shipped traces: ${TRACE_KINDS.join(', ')}; clusters: see simulate/clusters/)`,
     );
   }
   const placementOverrides: Partial<PlacementConfig> = {};
@@ -101,8 +101,14 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
   };
   const cluster = await loadCluster(opts.cluster);
   const summaries: TraceSummary[] = [];
+  const everyTrace = opts.trace.trim() === 'all';
   for (const traceArgument of expandTraceList(opts.trace)) {
     const loaded = await loadTrace(traceArgument);
+    if (opts.replicaSized && everyTrace && !hasReplicaSizedPod(loaded, expandCluster(cluster), opts.replicas)) {
+      // "all" includes traces whose pods are all larger than a replica (llm at 4 replicas): say so and go on.
+      process.stderr.write(`skipped ${loaded.name}: no pod fits one of ${opts.replicas} replicas of a GPU; run it alone with a lower --replicas\n`);
+      continue;
+    }
     const trace = opts.replicaSized ? replicaSizedTrace(loaded, expandCluster(cluster), opts.replicas) : loaded;
     const result = runSimulation(trace, cluster, settings);
     summaries.push(summarizeSimulation(result));
@@ -116,7 +122,7 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
     const { clock: _clock, ...plain } = settings;
     process.stdout.write(`${JSON.stringify({ cluster: cluster.name, settings: plain, traces: summaries }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${summaries.map(renderMarkdownTable).join('\n\n')}\n`);
+    process.stdout.write(`${summaries.map(renderTraceReport).join('\n\n')}\n`);
   }
 }
 
@@ -174,7 +180,7 @@ export function registerSimulateCommand(program: Command): void {
 
   simulate
     .command('generate-trace')
-    .description('write a seeded trace (steady, burst or diurnal) as JSON; the same kind and seed give the same file')
+    .description(`write a seeded trace (${TRACE_KINDS.join(', ')}) as JSON; the same kind and seed give the same file`)
     .option('--kind <kind>', `trace kind: ${TRACE_KINDS.join(', ')}`)
     .option('--seed <n>', 'generator seed (default 1)', integer('--seed', 0))
     .option('--out <file>', 'write here instead of standard output')

@@ -22,6 +22,11 @@ function run(overrides: Partial<StrategyRun>): StrategyRun {
     series: { tS: [0], gpusInUse: [0], overcommitEvents: [0] },
     placements: [],
     leftover: { residentPods: 0, heldSlots: 0 },
+    smPercentMs: 0,
+    memoryFractionMs: 0,
+    memorySampledMs: 0,
+    requests: { offered: 0, served: 0, responseSeconds: 0 },
+    spanS: 0,
     ...overrides,
   };
 }
