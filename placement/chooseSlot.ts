@@ -80,11 +80,13 @@ function newTally(): ExclusionTally {
   return {
     counts: {
       [Exclusion.NodeMismatch]: 0,
+      [Exclusion.GpuUuid]: 0,
       [Exclusion.ModelMismatch]: 0,
       [Exclusion.Stale]: 0,
       [Exclusion.Mig]: 0,
       [Exclusion.Xid]: 0,
       [Exclusion.NodeUnschedulable]: 0,
+      [Exclusion.NoMpsDaemon]: 0,
       [Exclusion.NoMemoryMetrics]: 0,
       [Exclusion.ClientCap]: 0,
       [Exclusion.Memory]: 0,
@@ -101,6 +103,7 @@ function newTally(): ExclusionTally {
     shortOfComputeLowHeld: 0,
     firstXid: null,
     firstUnschedulable: null,
+    noMpsDaemonNodes: [],
   };
 }
 
@@ -116,7 +119,11 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   const modelPattern = wantedModel === null ? null : new RegExp(escapeRegExp(wantedModel), 'i');
   const pinnedNode = request.pinnedNode;
   const askedThreads = request.threadPercent === null ? null : clampAskedThreadPercent(request.threadPercent, config);
-  const binpack = config.policy === PlacementPolicy.Binpack;
+  const policy = request.policy ?? config.policy;
+  const binpack = policy === PlacementPolicy.Binpack;
+  // Per-pod GPU hints: UUIDs compared without regard to case (absent: no filter).
+  const uuidsIn = request.gpuUuidIn === undefined ? null : new Set(request.gpuUuidIn.map((u) => u.toLowerCase()));
+  const uuidsNotIn = request.gpuUuidNotIn === undefined || request.gpuUuidNotIn.length === 0 ? null : new Set(request.gpuUuidNotIn.map((u) => u.toLowerCase()));
   const excludeHot = config.hotGpuAction === 'exclude';
   const hotPenalty = HOT_PENALTY[request.priority];
   const marginMiB = config.memorySafetyMarginMiB;
@@ -160,6 +167,13 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       counts[Exclusion.NodeMismatch]++;
       continue;
     }
+    if (uuidsIn !== null || uuidsNotIn !== null) {
+      const uuid = gpu.uuid.toLowerCase();
+      if ((uuidsIn !== null && !uuidsIn.has(uuid)) || (uuidsNotIn !== null && uuidsNotIn.has(uuid))) {
+        counts[Exclusion.GpuUuid]++;
+        continue;
+      }
+    }
     if (gpu.node !== nodeName) {
       nodeName = gpu.node;
       node = nodeStateOf(inventory, nodeName);
@@ -197,6 +211,12 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     if (node?.schedulable === false) {
       counts[Exclusion.NodeUnschedulable]++;
       tally.firstUnschedulable ??= gpu;
+      continue;
+    }
+    if (node?.mpsDaemonReady === false) {
+      counts[Exclusion.NoMpsDaemon]++;
+      // A node's GPUs come together: note each node once per run of its GPUs.
+      if (tally.noMpsDaemonNodes[tally.noMpsDaemonNodes.length - 1] !== gpu.node) tally.noMpsDaemonNodes.push(gpu.node);
       continue;
     }
     const memory = gpu.memory;
@@ -301,7 +321,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
       considered: gpus.length,
       reason: describeChoice({
-        policy: config.policy,
+        policy,
         gpu: best,
         roomMiB: bestRoomMiB,
         reservations: bestSums.clients,

@@ -26,6 +26,8 @@ export interface ExclusionTally {
   shortOfComputeLowHeld: number;
   firstXid: GpuSample | null;
   firstUnschedulable: GpuSample | null;
+  /** Nodes whose GPUs were excluded for want of a Ready MPS daemon, in the order met. */
+  noMpsDaemonNodes: string[];
 }
 
 const FB_COUNTERS_HINT =
@@ -112,6 +114,14 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
       return n === inventory.gpus.length
         ? `${n} on other nodes (node ${request.pinnedNode} has no GPU in the metrics; check the pod's node selector and that dcgm-exporter runs on that node)`
         : `${n} on other nodes`;
+    case Exclusion.GpuUuid: {
+      const listIn = request.gpuUuidIn;
+      const unseen = listIn !== undefined && !inventory.gpus.some((gpu) => listIn.some((u) => u.toLowerCase() === gpu.uuid.toLowerCase()));
+      const note = unseen ? ` (no GPU in the metrics has a UUID it lists: ${listIn.join(', ')})` : '';
+      if (listIn === undefined) return `${n} ruled out by the pod's mps-injector.io/gpu-uuid-not-in annotation`;
+      if (request.gpuUuidNotIn === undefined) return `${n} not listed in the pod's mps-injector.io/gpu-uuid-in annotation${note}`;
+      return `${n} not allowed by the pod's mps-injector.io/gpu-uuid-in and gpu-uuid-not-in annotations${note}`;
+    }
     case Exclusion.ModelMismatch: {
       const seen = modelsSeen(inventory, request.pinnedNode, 3);
       return `${n} of other models (seen: ${seen.join(', ')}; the ${config.gpuModelNodeLabel} node label was checked too)`;
@@ -129,6 +139,11 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
       if (gpu === null) return `${n} on unschedulable nodes`;
       const why = Object.hasOwn(inventory.nodes, gpu.node) ? inventory.nodes[gpu.node]?.unschedulableReason : undefined;
       return `${n} on unschedulable nodes (${gpu.node}: ${why ?? 'unschedulable'})`;
+    }
+    case Exclusion.NoMpsDaemon: {
+      const nodes = [...new Set(tally.noMpsDaemonNodes)];
+      const named = nodes.length <= 3 ? nodes.join(', ') : `${nodes.slice(0, 2).join(', ')} and ${nodes.length - 2} more nodes`;
+      return `${n} with no MPS daemon ready on ${named} (check the MPS control daemon pods there; set cluster.mpsDaemon.required to false where MPS runs another way)`;
     }
     case Exclusion.NoMemoryMetrics:
       return `${n} without memory metrics (${FB_COUNTERS_HINT})`;
