@@ -36,6 +36,12 @@ beforeAll(async () => {
   exporter = await startStandInExporter([0, 1].map((i) => h100('wrong-host', i, Date.now())));
   const exporterPort = Number(new URL(exporter.url).port);
   api.create('nodes', readyNode('gpu-node-a'));
+  // The chart's MPS control daemon, Ready on the node: placement requires one (cluster.mpsDaemon).
+  api.create('pods', {
+    metadata: { name: 'mps-injector-mps-daemon-x7k2p', namespace: NS, labels: { 'app.kubernetes.io/name': 'mps-injector', 'app.kubernetes.io/component': 'mps-daemon' } },
+    spec: { nodeName: 'gpu-node-a', containers: [{ name: 'mps-control-daemon', image: 'cuda' }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
   api.create('pods', {
     metadata: { name: 'nvidia-dcgm-exporter-abcde', namespace: 'gpu-operator', labels: { app: 'nvidia-dcgm-exporter' } },
     spec: { nodeName: 'gpu-node-a', containers: [{ name: 'exporter', image: 'dcgm-exporter' }] },
