@@ -33,7 +33,7 @@ if [ "\${1:-}" = "-f" ]; then
 fi
 cmd=$(cat)
 printf '%s\\n' "$cmd" > "$CUDA_MPS_PIPE_DIRECTORY/control"
-if [ "$cmd" = get_default_active_thread_percentage ]; then echo "\${STUB_ANSWER-100.0}"; fi
+if [ "$cmd" = get_default_active_thread_percentage ]; then printf "%s\\n" "\${STUB_ANSWER- 100.0 }"; fi
 `;
 
 interface Sandbox {

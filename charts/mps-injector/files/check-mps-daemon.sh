@@ -16,10 +16,14 @@ if ! answer=$(echo get_default_active_thread_percentage | timeout "${MPS_PROBE_T
   echo "mps-daemon not ready: no answer through $pipe within ${MPS_PROBE_TIMEOUT:-3}s: ${answer:-nothing}" >&2
   exit 1
 fi
-case "$answer" in
+# The daemon prints the percentage, e.g. "100.0": take the first word, whitespace aside.
+set -f
+# shellcheck disable=SC2086
+set -- $answer
+case "${1:-}" in
   '' | *[!0-9.]*)
     echo "mps-daemon not ready: unexpected answer through $pipe: $answer" >&2
     exit 1
     ;;
 esac
-echo "mps-daemon ready: $pipe answers (default active thread percentage $answer)"
+echo "mps-daemon ready: $pipe answers (default active thread percentage $1)"
