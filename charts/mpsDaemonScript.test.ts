@@ -1,7 +1,8 @@
 /**
- * The MPS daemon's start script (charts/mps-injector/files/start-mps-daemon.sh), run for real
- * under /bin/sh with stand-ins for nvidia-smi and nvidia-cuda-mps-control on a private PATH.
- * The stand-in daemon serves a real FIFO control pipe, so "quit" travels the way it does on a node.
+ * The MPS daemon's start script (charts/mps-injector/files/start-mps-daemon.sh) and readiness
+ * probe (files/check-mps-daemon.sh), run for real under /bin/sh with stand-ins for nvidia-smi
+ * and nvidia-cuda-mps-control on a private PATH. The stand-in daemon serves a real FIFO
+ * control pipe, so "quit" and the probe's query travel the way they do on a node.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { chartDir } from './renderChart.js';
 
 const script = path.join(chartDir, 'files/start-mps-daemon.sh');
+const probe = path.join(chartDir, 'files/check-mps-daemon.sh');
 
 const NVIDIA_SMI = `#!/bin/sh
 echo "nvidia-smi $*" >> "$STUB_LOG"
@@ -29,7 +31,9 @@ if [ "\${1:-}" = "-f" ]; then
   rm -f "$CUDA_MPS_PIPE_DIRECTORY/control"
   exit 0
 fi
-cat > "$CUDA_MPS_PIPE_DIRECTORY/control"
+cmd=$(cat)
+printf '%s\\n' "$cmd" > "$CUDA_MPS_PIPE_DIRECTORY/control"
+if [ "$cmd" = get_default_active_thread_percentage ]; then printf "%s\\n" "\${STUB_ANSWER- 100.0 }"; fi
 `;
 
 interface Sandbox {
@@ -46,7 +50,7 @@ async function sandbox(stubs: { smi: boolean; control: boolean }): Promise<Sandb
   const pipe = path.join(dir, 'pipe');
   await mkdir(bin);
   await mkdir(pipe);
-  for (const tool of ['rm', 'cat', 'mkfifo']) {
+  for (const tool of ['rm', 'cat', 'mkfifo', 'timeout']) {
     const found = ['/usr/bin', '/bin'].map((d) => path.join(d, tool));
     const target = found.find((f) => existsSync(f));
     if (!target) throw new Error(`${tool} not found in /usr/bin or /bin`);
@@ -148,4 +152,59 @@ test('without the driver tools it stops at once and says which runtime setting t
   expect(result.stderr).toContain('nvidia-cuda-mps-control is missing from the container');
   expect(result.stderr).toContain('mpsDaemon.runtimeClassName');
   expect(await calls(box)).toEqual([]);
+});
+
+describe('readiness probe (check-mps-daemon.sh)', () => {
+  function runProbe(box: Sandbox, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = spawn('/bin/sh', [probe], { env: { PATH: box.bin, STUB_LOG: box.log, MPS_PIPE_DIRECTORY: box.pipe, MPS_PROBE_TIMEOUT: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  }
+
+  test('Ready while the daemon answers through its control pipe', async () => {
+    const box = await sandbox({ smi: true, control: true });
+    const run = runScript(box, {});
+    await run.ready;
+    try {
+      const result = await runProbe(box);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect(result.stdout).toContain(`mps-daemon ready: ${box.pipe}/control answers (default active thread percentage 100.0)`);
+      expect(await calls(box)).toContain('daemon got get_default_active_thread_percentage');
+    } finally {
+      run.kill('SIGTERM');
+      await run.exited;
+    }
+  });
+
+  test('NotReady without a control pipe', async () => {
+    const box = await sandbox({ smi: true, control: true });
+    const result = await runProbe(box);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`no control pipe at ${box.pipe}/control`);
+  });
+
+  test('NotReady when a dead daemon left its pipe behind: the query times out', async () => {
+    const box = await sandbox({ smi: true, control: true });
+    await new Promise<void>((resolve, reject) => spawn(path.join(box.bin, 'mkfifo'), [path.join(box.pipe, 'control')]).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mkfifo exited ${code}`)))));
+    const result = await runProbe(box);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`no answer through ${box.pipe}/control within 1s`);
+  });
+
+  test('NotReady when the answer is not a number', async () => {
+    const box = await sandbox({ smi: true, control: true });
+    const run = runScript(box, {});
+    await run.ready;
+    try {
+      const result = await runProbe(box, { STUB_ANSWER: 'Cannot find MPS control daemon process' });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('unexpected answer through');
+    } finally {
+      run.kill('SIGTERM');
+      await run.exited;
+    }
+  });
 });

@@ -494,6 +494,38 @@ describe('MPS control daemon', () => {
     expect(pod?.containers[0]?.resources?.limits).toEqual({ memory: '128Mi' });
   });
 
+  test('Ready only while the control pipe answers: the probe runs check-mps-daemon.sh from the same ConfigMap', () => {
+    const probeScript = readFileSync(path.join(chartDir, 'files/check-mps-daemon.sh'), 'utf8');
+    const objects = objectsOf('mps-daemon');
+    const ds = as<DaemonSet>(findObject(objects, 'DaemonSet'));
+    const c = ds.spec?.template.spec?.containers[0];
+    const scriptMap = as<ConfigMap>(findObject(objects, 'ConfigMap', ds.spec?.template.spec?.volumes?.find((v) => v.name === 'script')?.configMap?.name));
+    expect(scriptMap.data?.['check-mps-daemon.sh']).toBe(probeScript);
+    expect(c?.readinessProbe?.exec?.command).toEqual(['/bin/sh', '/opt/mps-injector/check-mps-daemon.sh']);
+    expect(c?.env?.find((e) => e.name === 'MPS_PIPE_DIRECTORY')?.value).toBe('/var/run/mps/pipe');
+    expect(ds.spec?.template.metadata?.annotations?.['checksum/probe']).toBe(createHash('sha256').update(probeScript).digest('hex'));
+  });
+
+  test('the webhook requires a Ready daemon where the chart runs one, watching exactly its pods; elsewhere not unless asked', async () => {
+    const withDaemon = configOf(objectsOf('mps-daemon'), 'mps-daemon').cluster.mpsDaemon;
+    const ds = as<DaemonSet>(findObject(objectsOf('mps-daemon'), 'DaemonSet'));
+    expect(withDaemon.required).toBe(true);
+    expect(withDaemon.namespace).toBe(ds.metadata?.namespace);
+    const labels = ds.spec?.template.metadata?.labels ?? {};
+    const selector = Object.fromEntries(withDaemon.labelSelector.split(',').map((term) => term.split('=') as [string, string]));
+    for (const [key, value] of Object.entries(selector)) expect(labels[key]).toBe(value);
+    expect(selector['app.kubernetes.io/component']).toBe('mps-daemon');
+    expect(selector['app.kubernetes.io/instance']).toBeDefined();
+
+    expect(configOf(objectsOf('defaults'), 'defaults').cluster.mpsDaemon.required).toBe(false);
+    const own = configOf(
+      await renderWith({ 'config.cluster.mpsDaemon.required': true, 'config.cluster.mpsDaemon.namespace': 'gpu-operator', 'config.cluster.mpsDaemon.labelSelector': 'app=nvidia-device-plugin-mps-control-daemon' }),
+      'own daemon',
+    ).cluster.mpsDaemon;
+    expect(own).toEqual({ required: true, namespace: 'gpu-operator', labelSelector: 'app=nvidia-device-plugin-mps-control-daemon' });
+    expect(configOf(await renderWith({ 'mpsDaemon.enabled': true, 'config.cluster.mpsDaemon.required': false }), 'off').cluster.mpsDaemon.required).toBe(false);
+  });
+
   test('pipe and shm host paths are the ones the webhook injects into pods', async () => {
     const daemonOnDefaults = await renderWith({ 'mpsDaemon.enabled': true });
     for (const [set, objects] of [

@@ -297,6 +297,13 @@ describe('the config section follows the webhook configuration schema', () => {
     expect(differences).toEqual({
       'cluster.enabled': [true, false],
       'cluster.namespace': ['mps-injector', ''],
+      // The chart's daemon is off by default, so is the check; when on, it watches the release's own daemon pods.
+      'cluster.mpsDaemon.required': [false, true],
+      'cluster.mpsDaemon.namespace': ['mps-injector', ''],
+      'cluster.mpsDaemon.labelSelector': [
+        'app.kubernetes.io/name=mps-injector,app.kubernetes.io/instance=mps-injector,app.kubernetes.io/component=mps-daemon',
+        'app.kubernetes.io/name=mps-injector,app.kubernetes.io/component=mps-daemon',
+      ],
       'certificates.mode': ['self-managed', 'files'],
       'certificates.renewAtFraction': [0.6667, 2 / 3],
     });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { defaultConfig } from '../config/schema.js';
 import { CliError } from './cliError.js';
 import { registerSimulateCommand } from './simulateCommand.js';
 
@@ -110,6 +111,33 @@ describe('mps-injector simulate', () => {
     expect(JSON.parse(stdout).generator).toEqual({ kind: 'burst', seed: 2, version: 1 });
   });
 
+  it('the thread budget flags start from the configuration defaults, and the help shows them', async () => {
+    let help = '';
+    const program = new Command('mps-injector').exitOverride().configureOutput({ writeOut: (text) => (help += text), writeErr: (text) => (help += text) });
+    registerSimulateCommand(program);
+    await expect(program.parseAsync(['node', 'mps-injector', 'simulate', '--help'])).rejects.toBeInstanceOf(CommanderError);
+    const { maxThreadPercentSum, maxHighThreadPercentSum } = defaultConfig().placement;
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--max-thread-percent-sum <n> ((?! --).)*\\(default: ${maxThreadPercentSum}\\)`));
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--max-high-thread-percent-sum <n> ((?! --).)*\\(default: ${maxHighThreadPercentSum}\\)`));
+
+    const admitted = async (extra: string[]): Promise<number> => {
+      const { stdout } = await run(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--json', '--strategies', 'mps-injector', ...extra]);
+      return (JSON.parse(stdout) as { traces: { strategies: { admitted: number }[] }[] }).traces[0]!.strategies[0]!.admitted;
+    };
+    // 200 high-priority pods at 20% in 10 s: at most 5 per GPU under the default high budget, 10 when it is raised.
+    expect(await admitted([])).toBeLessThan(248);
+    expect(await admitted(['--max-high-thread-percent-sum', '200'])).toBe(248);
+  });
+
+  it('--replica-sized with "all" skips a trace with no pod small enough for a replica, and says so', async () => {
+    const { stdout, stderr } = await run(['simulate', '--trace', 'all', '--cluster', 'h100-8x8', '--replica-sized', '--json', '--strategies', 'equal-split']);
+    expect(stderr).toContain('skipped llm: no pod fits one of 4 replicas of a GPU; run it alone with a lower --replicas');
+    const names = (JSON.parse(stdout) as { traces: { trace: string }[] }).traces.map((t) => t.trace);
+    expect(names).toEqual(['burst-replica-sized', 'diurnal-replica-sized', 'steady-replica-sized']);
+    const alone = await failure(['simulate', '--trace', 'llm', '--cluster', 'h100-8x8', '--replica-sized']);
+    expect(alone.message).toMatch(/no pod of trace llm fits one of 4 replicas of any GPU; lower --replicas/);
+  });
+
   it('explains missing or unknown inputs (CliError, exit code 2) and bad option values (usage errors)', async () => {
     const missing = await failure(['simulate', '--trace', 'burst']);
     expect(missing.error).toBeInstanceOf(CliError);
@@ -117,7 +145,7 @@ describe('mps-injector simulate', () => {
     expect(missing.message).toMatch(/simulate needs --trace and --cluster/);
     const unknown = await failure(['simulate', '--trace', 'bursty', '--cluster', 'h100-4x8']);
     expect(unknown.error).toBeInstanceOf(CliError);
-    expect(unknown.message).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, steady/);
+    expect(unknown.message).toMatch(/no shipped trace named "bursty"; use one of burst, diurnal, llm, steady/);
     const policy = await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--policy', 'random']);
     expect(policy.error).toBeInstanceOf(CommanderError);
     expect(policy.message).toMatch(/Allowed choices are binpack, spread/);
@@ -125,6 +153,6 @@ describe('mps-injector simulate', () => {
     expect(strategies.message).toMatch(/unknown strategy "mps"; choose from mps-injector, metrics-only, equal-split, time-slicing/);
     const kind = await failure(['simulate', 'generate-trace', '--kind', 'weekly']);
     expect(kind.error).toBeInstanceOf(CliError);
-    expect(kind.message).toMatch(/--kind steady\|burst\|diurnal \(got "weekly"\)/);
+    expect(kind.message).toMatch(/--kind steady\|burst\|diurnal\|llm \(got "weekly"\)/);
   });
 });

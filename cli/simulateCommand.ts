@@ -6,14 +6,15 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { defaultConfig } from '../config/schema.js';
 import { PlacementPolicy } from '../placement/types.js';
 import type { PlacementConfig } from '../placement/types.js';
 import { ChartLibraryMissingError, buildChartSpec, renderChartSvg } from '../simulate/chart.js';
 import { ClusterError, expandCluster } from '../simulate/cluster.js';
 import { TRACE_KINDS, generateTrace, isTraceKind } from '../simulate/generateTrace.js';
 import { SimulationInputError, expandTraceList, loadCluster, loadTrace, writeTextFile } from '../simulate/loadInputs.js';
-import { replicaSizedTrace } from '../simulate/replicaSizedTrace.js';
-import { renderMarkdownTable, summarizeSimulation } from '../simulate/report.js';
+import { hasReplicaSizedPod, replicaSizedTrace } from '../simulate/replicaSizedTrace.js';
+import { renderTraceReport, summarizeSimulation } from '../simulate/report.js';
 import type { TraceSummary } from '../simulate/report.js';
 import { defaultSimulationSettings, runSimulation } from '../simulate/runSimulation.js';
 import type { SimulationSettings } from '../simulate/runSimulation.js';
@@ -24,6 +25,8 @@ import { CliError } from './cliError.js';
 import { formatDocument } from './outputFormat.js';
 
 const DEFAULT_SEED = 1;
+/** The product's placement defaults, read from the configuration schema: the thread budget flags start from them. */
+const PLACEMENT_DEFAULTS = defaultConfig().placement;
 
 function numberOption(name: string, check: (n: number) => boolean, expected: string): (text: string) => number {
   return (text) => {
@@ -60,7 +63,8 @@ interface SimulateOptions {
   timeSliceOverhead: number;
   strategies: StrategyName[];
   replicaSized?: boolean;
-  maxThreadPercentSum?: number;
+  maxThreadPercentSum: number;
+  maxHighThreadPercentSum: number;
   startLatency: number;
   observeRule: ObserveRule;
   unmanagedMemory: number;
@@ -76,11 +80,12 @@ function asCliError(err: unknown): unknown {
 async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
   if (opts.trace === undefined || opts.cluster === undefined) {
     throw new SimulationInputError(
-      'simulate needs --trace and --cluster, e.g. "mps-injector simulate --trace all --cluster h100-4x8" (shipped traces: steady, burst, diurnal; clusters: see simulate/clusters/)',
+      `simulate needs --trace and --cluster, e.g. "mps-injector simulate --trace all --cluster h100-4x8" (shipped traces: ${TRACE_KINDS.join(', ')}; clusters: see simulate/clusters/)`,
     );
   }
   const placementOverrides: Partial<PlacementConfig> = {};
-  if (opts.maxThreadPercentSum !== undefined) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
+  if (opts.maxThreadPercentSum !== PLACEMENT_DEFAULTS.maxThreadPercentSum) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
+  if (opts.maxHighThreadPercentSum !== PLACEMENT_DEFAULTS.maxHighThreadPercentSum) placementOverrides.maxHighThreadPercentSum = opts.maxHighThreadPercentSum;
   const settings: SimulationSettings = {
     ...defaultSimulationSettings(),
     policy: opts.policy,
@@ -98,8 +103,14 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
   };
   const cluster = await loadCluster(opts.cluster);
   const summaries: TraceSummary[] = [];
+  const everyTrace = opts.trace.trim() === 'all';
   for (const traceArgument of expandTraceList(opts.trace)) {
     const loaded = await loadTrace(traceArgument);
+    if (opts.replicaSized && everyTrace && !hasReplicaSizedPod(loaded, expandCluster(cluster), opts.replicas)) {
+      // "all" includes traces whose pods are all larger than a replica (llm at 4 replicas): say so and go on.
+      process.stderr.write(`skipped ${loaded.name}: no pod fits one of ${opts.replicas} replicas of a GPU; run it alone with a lower --replicas\n`);
+      continue;
+    }
     const trace = opts.replicaSized ? replicaSizedTrace(loaded, expandCluster(cluster), opts.replicas) : loaded;
     const result = runSimulation(trace, cluster, settings);
     summaries.push(summarizeSimulation(result));
@@ -114,7 +125,7 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
     const { clock: _clock, ...plain } = settings;
     process.stdout.write(formatDocument({ cluster: cluster.name, settings: plain, traces: summaries }, format));
   } else {
-    process.stdout.write(`${summaries.map(renderMarkdownTable).join('\n\n')}\n`);
+    process.stdout.write(`${summaries.map(renderTraceReport).join('\n\n')}\n`);
   }
 }
 
@@ -156,7 +167,13 @@ export function registerSimulateCommand(program: Command): void {
     )
     .option('--unmanaged-memory <MiB>', 'memory every GPU carries for processes no strategy placed, MiB', numberOption('--unmanaged-memory', (n) => n >= 0, 'a number of MiB, 0 or more'), 0)
     .option('--replica-sized', 'keep only the pods that fit one equal-split replica (same-load comparison)')
-    .option('--max-thread-percent-sum <n>', "override mps-injector's placement.maxThreadPercentSum (default 200)", integer('--max-thread-percent-sum', 1))
+    .option('--max-thread-percent-sum <n>', "mps-injector's placement.maxThreadPercentSum: thread percentages granted on one GPU, all pods together", integer('--max-thread-percent-sum', 1), PLACEMENT_DEFAULTS.maxThreadPercentSum)
+    .option(
+      '--max-high-thread-percent-sum <n>',
+      "mps-injector's placement.maxHighThreadPercentSum: thread percentages granted to high-priority pods on one GPU",
+      integer('--max-high-thread-percent-sum', 1),
+      PLACEMENT_DEFAULTS.maxHighThreadPercentSum,
+    )
     .action(async (opts: SimulateOptions) => {
       try {
         await runSimulateCommand(opts);
@@ -167,7 +184,7 @@ export function registerSimulateCommand(program: Command): void {
 
   simulate
     .command('generate-trace')
-    .description('write a seeded trace (steady, burst or diurnal) as JSON; the same kind and seed give the same file')
+    .description(`write a seeded trace (${TRACE_KINDS.join(', ')}) as JSON; the same kind and seed give the same file`)
     .option('--kind <kind>', `trace kind: ${TRACE_KINDS.join(', ')}`)
     .option('--seed <n>', 'generator seed (default 1)', integer('--seed', 0))
     .option('--out <file>', 'write here instead of standard output')

@@ -88,6 +88,8 @@ export const configSchema = z
         observeAfterRunningSeconds: z.number().min(0).default(300),
         maxClientsPerGpu: z.number().int().min(1).max(48).default(48),
         maxThreadPercentSum: z.number().int().min(1).max(1000).default(200),
+        /** Sum of thread percentages granted to `high` pods on one GPU; all pods together stay within maxThreadPercentSum. */
+        maxHighThreadPercentSum: z.number().int().min(1).max(1000).default(100),
         minThreadPercent: z.number().int().min(1).max(100).default(10),
         maxThreadPercent: z.number().int().min(1).max(100).default(100),
         hotUtilPercent: z.number().min(0).max(100).default(85),
@@ -161,6 +163,18 @@ export const configSchema = z
         namespace: z.string().default(''),
         /** Tries to commit a reservation when another replica wrote first. */
         maxCommitAttempts: z.number().int().min(1).max(20).default(5),
+        /** MPS control-daemon pods, found through a pod watch: placement only picks nodes where one is Ready. */
+        mpsDaemon: z
+          .object({
+            /** Exclude nodes with no Ready daemon pod. Off: every node counts as running MPS (clusters that run it another way). */
+            required: z.boolean().default(true),
+            /** Namespace of the daemon pods. Empty: the webhook's own namespace, where the chart runs its daemon. */
+            namespace: z.string().default(''),
+            /** Label selector of the daemon pods (the chart's daemon by default). */
+            labelSelector: z.string().min(1).default('app.kubernetes.io/name=mps-injector,app.kubernetes.io/component=mps-daemon'),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

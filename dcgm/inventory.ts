@@ -56,6 +56,8 @@ export interface NodeState {
   /** Why it is not schedulable, for refusal messages ("cordoned", "NotReady"). */
   unschedulableReason?: string;
   labels: Record<string, string>;
+  /** False when no MPS control-daemon pod is Ready on the node; absent when not checked (cluster.mpsDaemon.required off, or no pod watch). */
+  mpsDaemonReady?: boolean;
 }
 
 /** Why a GPU was left out of an inventory: its exporter's data about it cannot be trusted. */

@@ -1,4 +1,4 @@
-import { parseContainerList, parsePriority, parseWholeNumber } from './annotationValues.js';
+import { parseContainerList, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from './annotationValues.js';
 
 test('parseContainerList trims, drops empties and duplicates, keeps order', () => {
   expect(parseContainerList(' b, a,,b ,c')).toEqual(['b', 'a', 'c']);
@@ -30,4 +30,25 @@ test.each([
   [undefined, null],
 ])('parseWholeNumber(%p) is %p', (text, expected) => {
   expect(parseWholeNumber(text)).toBe(expected);
+});
+
+test.each([
+  ['binpack', 'binpack'],
+  [' Spread ', 'spread'],
+  ['pack', null],
+  ['', null],
+  [undefined, null],
+])('parsePlacementPolicy(%p) is %p', (text, expected) => {
+  expect(parsePlacementPolicy(text)).toBe(expected);
+});
+
+test('parseGpuUuidList keeps GPU UUIDs as nvidia-smi prints them and lists what is not one', () => {
+  const a = 'GPU-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d';
+  const b = 'GPU-C4529C8D-0000-1111-2222-333344445555';
+  expect(parseGpuUuidList(` ${a}, ${b},,${a} `)).toEqual({ uuids: [a, b], invalid: [] });
+  expect(parseGpuUuidList(`${a}, gpu-3, MIG-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d, GPU-a65a773d`)).toEqual({
+    uuids: [a],
+    invalid: ['gpu-3', 'MIG-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d', 'GPU-a65a773d'],
+  });
+  expect(parseGpuUuidList(' , ')).toEqual({ uuids: [], invalid: [] });
 });

@@ -2,7 +2,7 @@
  * Parsers of annotation values shared by reading a request and recording a decision.
  * Pure: text in, value or null out.
  */
-import { Priority } from '../placement/types.js';
+import { PlacementPolicy, Priority } from '../placement/types.js';
 
 /** "a, b,,a" -> ["a", "b"]: trimmed, empty entries dropped, first occurrence kept. */
 export function parseContainerList(text: string | undefined): string[] {
@@ -28,4 +28,21 @@ export function parseWholeNumber(text: string | undefined): number | null {
   const trimmed = text.trim();
   if (!/^[0-9]{1,9}$/.test(trimmed)) return null;
   return Number(trimmed);
+}
+
+/** "binpack" / "spread", any case and surrounding space; null otherwise. */
+export function parsePlacementPolicy(text: string | undefined): PlacementPolicy | null {
+  const value = text?.trim().toLowerCase();
+  if (value === PlacementPolicy.Binpack) return PlacementPolicy.Binpack;
+  if (value === PlacementPolicy.Spread) return PlacementPolicy.Spread;
+  return null;
+}
+
+/** A GPU UUID as nvidia-smi -L and dcgm-exporter print it: "GPU-" and 32 hex digits in 8-4-4-4-12 groups. */
+const GPU_UUID = /^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** "GPU-a, GPU-b" -> the UUIDs, trimmed, duplicates dropped; `invalid` lists entries that are not GPU UUIDs. */
+export function parseGpuUuidList(text: string | undefined): { uuids: string[]; invalid: string[] } {
+  const entries = parseContainerList(text);
+  return { uuids: entries.filter((e) => GPU_UUID.test(e)), invalid: entries.filter((e) => !GPU_UUID.test(e)) };
 }

@@ -5,7 +5,7 @@
 
 export const ANNOTATION_PREFIX = 'mps-injector.io/';
 
-/** Pod annotations. The first five a user may set; the rest the webhook writes. */
+/** Pod annotations. The first five and the placement hints a user may set; the rest the webhook writes. */
 export const Annotation = {
   /** User: Kubernetes quantity of pinned GPU memory ("8Gi"). */
   GpuMemory: 'mps-injector.io/gpu-memory',
@@ -17,6 +17,12 @@ export const Annotation = {
   GpuModel: 'mps-injector.io/gpu-model',
   /** User: `high` or `low`. The webhook writes back the priority it applied. */
   Priority: 'mps-injector.io/priority',
+  /** User hint: `binpack` or `spread`, this pod's placement policy instead of placement.policy. */
+  Policy: 'mps-injector.io/policy',
+  /** User hint: comma list of GPU UUIDs; only these GPUs are candidates. */
+  GpuUuidIn: 'mps-injector.io/gpu-uuid-in',
+  /** User hint: comma list of GPU UUIDs that are never candidates. */
+  GpuUuidNotIn: 'mps-injector.io/gpu-uuid-not-in',
   Node: 'mps-injector.io/node',
   GpuUuid: 'mps-injector.io/gpu-uuid',
   GpuIndex: 'mps-injector.io/gpu-index',

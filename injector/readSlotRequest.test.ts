@@ -147,6 +147,38 @@ describe('readSlotRequest errors', () => {
   });
 });
 
+describe('readSlotRequest placement hints', () => {
+  const A = 'GPU-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d';
+  const B = 'GPU-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
+
+  test('policy and GPU UUID lists are read into the request; absent hints leave no field', () => {
+    const request = place(readSlotRequest(pod({ [Annotation.Policy]: ' Spread ', [Annotation.GpuUuidIn]: `${A}, ${B}`, [Annotation.GpuUuidNotIn]: B }), ctx)).request;
+    expect(request).toMatchObject({ policy: 'spread', gpuUuidIn: [A, B], gpuUuidNotIn: [B] });
+    const plain = place(readSlotRequest(pod(), ctx)).request;
+    for (const field of ['policy', 'gpuUuidIn', 'gpuUuidNotIn']) expect(plain).not.toHaveProperty(field);
+  });
+
+  test.each(['pack', 'least-loaded', ''])('policy %p is rejected, naming both values and the configured default', (value) => {
+    const err = invalid(pod({ [Annotation.Policy]: value }));
+    expect(err.annotation).toBe(Annotation.Policy);
+    expect(err.message).toBe(
+      `annotation mps-injector.io/policy="${value}" must be "binpack" (fill GPUs already in use) or "spread" (the least loaded GPU); remove it to use the configured placement.policy (binpack)`,
+    );
+  });
+
+  test.each([Annotation.GpuUuidIn, Annotation.GpuUuidNotIn])('%s: entries that are not GPU UUIDs are named, with an example', (annotation) => {
+    const err = invalid(pod({ [annotation]: `${A}, gpu-3, 3` }));
+    expect(err.annotation).toBe(annotation);
+    expect(err.message).toMatch(new RegExp(`^annotation ${annotation}="${A}, gpu-3, 3" lists "gpu-3", "3", which are not GPU UUIDs; write GPU UUIDs as nvidia-smi -L prints them \\(e\\.g\\. "GPU-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d"\\), separated by commas`));
+    expect(invalid(pod({ [annotation]: ' , ' })).message).toMatch(new RegExp(`^annotation ${annotation} is empty; write GPU UUIDs`));
+  });
+
+  test('lists that leave no GPU are rejected', () => {
+    const err = invalid(pod({ [Annotation.GpuUuidIn]: A, [Annotation.GpuUuidNotIn]: `${B},${A}` }));
+    expect(err.message).toContain('together leave no GPU: every listed GPU is also ruled out; remove the UUIDs from one of them');
+  });
+});
+
 describe('readSlotRequest skips', () => {
   test('an opted-out pod is skipped even with bad annotations', () => {
     const p = pod({ [Annotation.GpuPercent]: 'bad' });

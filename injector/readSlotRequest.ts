@@ -6,10 +6,10 @@ import type { Pod, Container, NodeSelectorTerm, NodeSelectorRequirement } from '
 import type { Config } from '../config/schema.js';
 import { quantityToMiB } from '../config/quantity.js';
 import { Priority } from '../placement/types.js';
-import type { SlotChoice, SlotRequest } from '../placement/types.js';
+import type { PlacementPolicy, SlotChoice, SlotRequest } from '../placement/types.js';
 import { podIdentityOf, podKeyOf as podKeyFromIdentity, readDecisionRecord } from '../domain/decisionRecord.js';
 import type { DecisionKeyRing, DecisionRecord } from '../domain/decisionRecord.js';
-import { parseContainerList, parsePriority, parseWholeNumber } from './annotationValues.js';
+import { parseContainerList, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from './annotationValues.js';
 import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from './names.js';
 
 export type PodIntent =
@@ -84,6 +84,7 @@ export function readSlotRequest(pod: Pod, ctx: ReadSlotRequestContext): PodInten
     gpuModel: readGpuModel(annotations[Annotation.GpuModel]),
     pinnedNode: readPinnedNode(pod),
     podNamed: nonEmpty(pod.metadata?.name) !== null,
+    ...readPlacementHints(annotations, ctx.config),
   };
   return { kind: 'place', request, containers, forged: reading.kind === 'forged' ? reading.reason : null };
 }
@@ -231,6 +232,46 @@ function readPriority(text: string | undefined, specPriority: number | undefined
     );
   }
   return priority;
+}
+
+/** The per-pod placement hints; a hint the pod does not give is absent from the result. */
+function readPlacementHints(annotations: Record<string, string>, config: Config): Pick<SlotRequest, 'policy' | 'gpuUuidIn' | 'gpuUuidNotIn'> {
+  const hints: { policy?: PlacementPolicy; gpuUuidIn?: string[]; gpuUuidNotIn?: string[] } = {};
+  const policyText = annotations[Annotation.Policy];
+  if (policyText !== undefined) {
+    const policy = parsePlacementPolicy(policyText);
+    if (policy === null) {
+      throw new InvalidPodError(
+        `annotation ${Annotation.Policy}="${policyText}" must be "binpack" (fill GPUs already in use) or "spread" (the least loaded GPU); remove it to use the configured placement.policy (${config.placement.policy})`,
+        Annotation.Policy,
+      );
+    }
+    hints.policy = policy;
+  }
+  const uuidIn = readGpuUuids(annotations, Annotation.GpuUuidIn, 'only these GPUs are candidates');
+  if (uuidIn !== null) hints.gpuUuidIn = uuidIn;
+  const uuidNotIn = readGpuUuids(annotations, Annotation.GpuUuidNotIn, 'these GPUs are never candidates');
+  if (uuidNotIn !== null) hints.gpuUuidNotIn = uuidNotIn;
+  if (uuidIn !== null && uuidNotIn !== null && uuidIn.every((u) => uuidNotIn.includes(u))) {
+    throw new InvalidPodError(
+      `annotations ${Annotation.GpuUuidIn}="${annotations[Annotation.GpuUuidIn]}" and ${Annotation.GpuUuidNotIn}="${annotations[Annotation.GpuUuidNotIn]}" together leave no GPU: every listed GPU is also ruled out; remove the UUIDs from one of them`,
+      Annotation.GpuUuidIn,
+    );
+  }
+  return hints;
+}
+
+function readGpuUuids(annotations: Record<string, string>, annotation: Annotation, meaning: string): string[] | null {
+  const text = annotations[annotation];
+  if (text === undefined) return null;
+  const { uuids, invalid } = parseGpuUuidList(text);
+  const how = `write GPU UUIDs as nvidia-smi -L prints them (e.g. "GPU-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d"), separated by commas (${meaning}), or remove the annotation`;
+  if (invalid.length > 0) {
+    const list = invalid.map((e) => `"${e}"`).join(', ');
+    throw new InvalidPodError(`annotation ${annotation}="${text}" lists ${list}, which ${invalid.length === 1 ? 'is not a GPU UUID' : 'are not GPU UUIDs'}; ${how}`, annotation);
+  }
+  if (uuids.length === 0) throw new InvalidPodError(`annotation ${annotation} is empty; ${how}`, annotation);
+  return uuids;
 }
 
 function readGpuModel(text: string | undefined): string | null {

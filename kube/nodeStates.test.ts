@@ -39,4 +39,18 @@ describe('NodeStateTable', () => {
     table.remove({ metadata: { name: 'a' } });
     expect(table.snapshot()).toEqual({});
   });
+
+  test('once daemons are checked, every state says whether its node has a Ready MPS daemon', () => {
+    const table = new NodeStateTable();
+    table.upsert({ metadata: { name: 'a' }, status: ready });
+    table.upsert({ metadata: { name: 'b' }, status: ready });
+    expect(table.snapshot().a).not.toHaveProperty('mpsDaemonReady');
+    table.setMpsDaemonNodes(new Set(['b']));
+    expect(table.snapshot().a?.mpsDaemonReady).toBe(false);
+    expect(table.snapshot().b?.mpsDaemonReady).toBe(true);
+    const snapshot = table.snapshot();
+    table.setMpsDaemonNodes(new Set(['a', 'b']));
+    expect(table.snapshot()).not.toBe(snapshot);
+    expect(table.snapshot().a?.mpsDaemonReady).toBe(true);
+  });
 });

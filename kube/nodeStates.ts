@@ -24,10 +24,18 @@ export function nodeStateOf(node: NodeLike): NodeState {
   return { name, schedulable: true, labels };
 }
 
-/** Node states by name, kept by the node informer. */
+/** Node states by name, kept by the node informer (and the MPS daemon watch, when one runs). */
 export class NodeStateTable {
   private readonly states = new Map<string, NodeState>();
   private cached: Readonly<Record<string, NodeState>> | null = null;
+  /** Nodes with a Ready MPS daemon; null while daemons are not checked (no mpsDaemonReady in the states). */
+  private mpsDaemonNodes: ReadonlySet<string> | null = null;
+
+  /** From now on every state carries mpsDaemonReady: whether its node is in this set. */
+  setMpsDaemonNodes(nodes: ReadonlySet<string>): void {
+    this.mpsDaemonNodes = nodes;
+    this.cached = null;
+  }
 
   upsert(node: NodeLike): void {
     const state = nodeStateOf(node);
@@ -47,7 +55,11 @@ export class NodeStateTable {
 
   /** A frozen snapshot, rebuilt only after a change: cheap to call on every admission. */
   snapshot(): Readonly<Record<string, NodeState>> {
-    this.cached ??= Object.freeze(Object.fromEntries(this.states));
+    if (this.cached === null) {
+      const daemons = this.mpsDaemonNodes;
+      const states = daemons === null ? this.states : new Map([...this.states].map(([name, state]) => [name, { ...state, mpsDaemonReady: daemons.has(name) }]));
+      this.cached = Object.freeze(Object.fromEntries(states));
+    }
     return this.cached;
   }
 }

@@ -43,6 +43,15 @@ function injectedPod(name: string, reservation: { id: string; node: string; gpuU
   return { ...pod, spec: { ...pod.spec, nodeName: reservation.node } } as unknown as StoredObject;
 }
 
+/** A pod of the chart's MPS daemon on a node, Ready or not. */
+function daemonPod(node: string, ready: boolean): StoredObject {
+  return {
+    metadata: { name: `mps-daemon-${node}`, namespace: NS, labels: { 'app.kubernetes.io/name': 'mps-injector', 'app.kubernetes.io/component': 'mps-daemon' } },
+    spec: { nodeName: node },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
 const readyNode = (name: string): StoredObject => ({ metadata: { name, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
 
 describe('startClusterIntegration against the stand-in API server', () => {
@@ -187,7 +196,8 @@ describe('startClusterIntegration against the stand-in API server', () => {
     const ledger = newLedger();
     const integration = await start(ledger);
     await integration.ready;
-    expect(integration.nodes()['node-0']).toEqual({ name: 'node-0', schedulable: true, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' } });
+    // No MPS daemon pod runs in this test: the node says so (placement checks schedulability first).
+    expect(integration.nodes()['node-0']).toEqual({ name: 'node-0', schedulable: true, labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' }, mpsDaemonReady: false });
 
     const cordoned = changes.next('node', (c) => c.name === 'node-0');
     standIn.modify('nodes', null, 'node-0', (node) => {
@@ -202,6 +212,74 @@ describe('startClusterIntegration against the stand-in API server', () => {
     });
     expect(decision.ok).toBe(false);
     expect(decision.ok === false && decision.excluded[Exclusion.NodeUnschedulable]).toBe(2);
+  });
+
+  describe('MPS daemon readiness', () => {
+    const request = (pinnedNode: string | null) => ({ podKey: `ml/p-${pinnedNode ?? 'any'}`, memoryMiB: 1024, threadPercent: null, priority: 'low' as const, gpuModel: null, pinnedNode });
+    const place = (integration: ClusterIntegration, ledger: ReservationLedger, pinnedNode: string | null) =>
+      reserveSlot({ ...idleInventory(2, 1, clock), nodes: integration.nodes() }, ledger, request(pinnedNode), config().placement, clock, { dryRun: true }).decision;
+
+    test('a node whose daemon goes NotReady stops receiving pods within one watch event, and receives them again when it recovers', async () => {
+      for (const node of ['node-0', 'node-1']) {
+        standIn.create('nodes', readyNode(node));
+        standIn.create('pods', daemonPod(node, true));
+      }
+      const ledger = newLedger();
+      const integration = await start(ledger);
+      await integration.ready;
+      expect(integration.nodes()['node-0']?.mpsDaemonReady).toBe(true);
+      expect(place(integration, ledger, null)).toMatchObject({ ok: true, node: 'node-0' });
+
+      const notReady = changes.next('mps-daemon', (c) => c.node === 'node-0' && !c.ready);
+      standIn.modify('pods', NS, 'mps-daemon-node-0', (pod) => {
+        pod.status = { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] };
+      });
+      await notReady;
+      // The very event that reported it: the next decision already avoids the node.
+      expect(place(integration, ledger, null)).toMatchObject({ ok: true, node: 'node-1' });
+      const refused = place(integration, ledger, 'node-0');
+      expect(refused.ok).toBe(false);
+      expect(refused.ok === false && refused.excluded[Exclusion.NoMpsDaemon]).toBe(1);
+      expect(refused.ok === false && refused.reason).toContain('no MPS daemon ready on node-0');
+
+      const recovered = changes.next('mps-daemon', (c) => c.node === 'node-0' && c.ready);
+      standIn.modify('pods', NS, 'mps-daemon-node-0', (pod) => {
+        pod.status = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
+      });
+      await recovered;
+      expect(place(integration, ledger, null)).toMatchObject({ ok: true, node: 'node-0' });
+      expect(place(integration, ledger, 'node-0')).toMatchObject({ ok: true, node: 'node-0' });
+    });
+
+    test('a deleted daemon pod takes its node out; a daemon elsewhere or with other labels does not count', async () => {
+      standIn.create('nodes', readyNode('node-0'));
+      standIn.create('nodes', readyNode('node-1'));
+      standIn.create('pods', daemonPod('node-0', true));
+      standIn.create('pods', { ...daemonPod('node-1', true), metadata: { ...daemonPod('node-1', true).metadata, namespace: 'elsewhere' } });
+      standIn.create('pods', { ...daemonPod('node-1', true), metadata: { name: 'unrelated', namespace: NS, labels: { app: 'other' } } });
+      const ledger = newLedger();
+      const integration = await start(ledger);
+      await integration.ready;
+      expect(integration.nodes()['node-1']?.mpsDaemonReady).toBe(false);
+
+      const gone = changes.next('mps-daemon', (c) => c.node === 'node-0' && c.deleted);
+      standIn.remove('pods', NS, 'mps-daemon-node-0');
+      await gone;
+      const refused = place(integration, ledger, null);
+      expect(refused.ok === false && refused.excluded).toEqual({ [Exclusion.NoMpsDaemon]: 2 });
+      expect(refused.ok === false && refused.reason).toContain('2 with no MPS daemon ready on node-0, node-1');
+    });
+
+    test('turned off, no daemon watch runs and nodes carry no daemon fact', async () => {
+      standIn.create('nodes', readyNode('node-0'));
+      const ledger = newLedger();
+      const integration = await start(ledger, config({ cluster: { enabled: true, namespace: NS, mpsDaemon: { required: false } } }));
+      await integration.ready;
+      expect(integration.nodes()['node-0']).not.toHaveProperty('mpsDaemonReady');
+      expect(place(integration, ledger, 'node-0')).toMatchObject({ ok: true, node: 'node-0' });
+      expect(integration.health().informers).not.toHaveProperty('mpsDaemons');
+      expect(standIn.countRequests((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods`))).toBe(0);
+    });
   });
 
   test('the pod watch resumes after a dropped connection, and relists after 410 Gone (deletions missed meanwhile release)', async () => {

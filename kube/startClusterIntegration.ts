@@ -1,6 +1,7 @@
 /**
  * The one entry point the server calls when `cluster.enabled`: informers for injected pods
- * (confirm, release, rebuild reservations) and nodes (schedulable, labels), the durable
+ * (confirm, release, rebuild reservations), nodes (schedulable, labels) and MPS control-daemon
+ * pods (which nodes have a Ready one), the durable
  * reservation store shared by replicas, dcgm-exporter discovery, and self-managed
  * certificates. Everything that talks to the API server is behind this call.
  */
@@ -21,6 +22,7 @@ import type { ReservationStoreStats } from './configMapReservationStore.js';
 import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
 import type { ExporterPod } from './exporterDiscovery.js';
 import { createKubeApis } from './kubeApis.js';
+import { MpsDaemonTable, isMpsDaemonPodReady } from './mpsDaemons.js';
 import { NodeStateTable } from './nodeStates.js';
 import { PodReservationTracker, isPodFinished } from './podReservations.js';
 import { ApiFailureKind, classifyApiError } from './kubeApis.js';
@@ -73,6 +75,8 @@ export interface ClusterIntegrationDeps {
 export type ClusterChange =
   | { kind: 'pod'; key: string; deleted: boolean }
   | { kind: 'node'; name: string; deleted: boolean }
+  /** An MPS control-daemon pod changed: `ready` says whether it is Ready now (false once deleted). */
+  | { kind: 'mps-daemon'; key: string; node: string; ready: boolean; deleted: boolean }
   | { kind: 'exporter'; key: string; deleted: boolean }
   | { kind: 'expired'; reservationIds: string[] }
   /** A pod carried a decision the webhook did not issue (reported once per pod). */
@@ -234,6 +238,31 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     logger,
   });
 
+  // MPS control-daemon pods: a node without a Ready one gets no pods (cluster.mpsDaemon).
+  const daemonWatch = config.cluster.mpsDaemon;
+  const daemonNamespace = daemonWatch.namespace !== '' ? daemonWatch.namespace : namespace;
+  const daemons = new MpsDaemonTable();
+  const daemonChanged = (pod: V1Pod, deleted: boolean): void => {
+    if (deleted ? daemons.remove(pod) : daemons.upsert(pod)) nodeTable.setMpsDaemonNodes(daemons.readyNodes());
+    notify({ kind: 'mps-daemon', key: keyOf(pod), node: pod.spec?.nodeName ?? '', ready: !deleted && isMpsDaemonPodReady(pod), deleted });
+  };
+  const daemonInformer = daemonWatch.required
+    ? new ResilientInformer<V1Pod>({
+        name: `MPS daemon pods (${daemonNamespace}, ${daemonWatch.labelSelector})`,
+        kubeConfig,
+        path: `/api/v1/namespaces/${encodeURIComponent(daemonNamespace)}/pods`,
+        list: () => apis.core.listNamespacedPod({ namespace: daemonNamespace, labelSelector: daemonWatch.labelSelector }),
+        labelSelector: daemonWatch.labelSelector,
+        handlers: {
+          onUpsert: (pod) => daemonChanged(pod, false),
+          onDelete: (pod) => daemonChanged(pod, true),
+        },
+        logger,
+      })
+    : null;
+  // Until the first list, no node counts as having a daemon (placement waits for `ready` anyway).
+  if (daemonInformer !== null) nodeTable.setMpsDaemonNodes(daemons.readyNodes());
+
   // dcgm-exporter pods, when metrics come from discovery.
   const discovery = config.metrics.discovery;
   const exporterInformer =
@@ -338,8 +367,8 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     // Exporter discovery does not hold readiness back: until it lists, the metrics report no exporters.
     // Pods are verified against the decision keys: load them first.
     await keysReady;
-    await Promise.all([podInformer.start(), nodeInformer.start(), exporterInformer?.start()]);
-    await Promise.all([podInformer.synced, nodeInformer.synced]);
+    await Promise.all([podInformer.start(), nodeInformer.start(), exporterInformer?.start(), daemonInformer?.start()]);
+    await Promise.all([podInformer.synced, nodeInformer.synced, daemonInformer?.synced]);
     podsSynced = true;
     // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
@@ -348,7 +377,14 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     await Promise.all([certificatesReady, keysReady, reservationsReady]);
     isReady = true;
     logger.info(
-      { namespace, replica, trackedPods: tracker.trackedPods, reservations: ledger.size(now()), nodes: Object.keys(nodeTable.snapshot()).length },
+      {
+        namespace,
+        replica,
+        trackedPods: tracker.trackedPods,
+        reservations: ledger.size(now()),
+        nodes: Object.keys(nodeTable.snapshot()).length,
+        ...(daemonInformer !== null ? { nodesWithMpsDaemon: daemons.readyNodes().size } : {}),
+      },
       'cluster integration ready: reservations rebuilt from pods and durable records',
     );
   })();
@@ -379,7 +415,12 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     if (isReady) await store.load(stopController.signal);
   });
 
-  const informers = { pods: podInformer, nodes: nodeInformer, ...(exporterInformer !== null ? { exporters: exporterInformer } : {}) };
+  const informers = {
+    pods: podInformer,
+    nodes: nodeInformer,
+    ...(exporterInformer !== null ? { exporters: exporterInformer } : {}),
+    ...(daemonInformer !== null ? { mpsDaemons: daemonInformer } : {}),
+  };
 
   return {
     store,
@@ -402,7 +443,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       stopped = true;
       stopController.abort();
       for (const timer of timers) clearInterval(timer);
-      await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), certificates?.stop()]);
+      await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), daemonInformer?.stop(), certificates?.stop()]);
       apis.close();
     },
   };

@@ -3,7 +3,7 @@ import { defaultConfig } from '../config/schema.js';
 import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
 import { chooseSlot, countUnreservedPods } from './chooseSlot.js';
 import { ReservationLedger } from './ledger.js';
-import type { LedgerView, PlacementConfig, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
+import type { LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;
@@ -62,11 +62,11 @@ function ledgerOf(): ReservationLedger {
   return new ReservationLedger({ ttlMs: 120_000, newId: () => `r-${++n}` });
 }
 
-/** A ledger holding confirmed reservations made before the GPU samples: [gpuUuid, memoryMiB, threadPercent] each. */
-function ledgerWith(...held: Array<[string, number, number]>): ReservationLedger {
+/** A ledger holding confirmed reservations made before the GPU samples: [gpuUuid, memoryMiB, threadPercent, priority (default low)] each. */
+function ledgerWith(...held: Array<[string, number, number, Priority?]>): ReservationLedger {
   const ledger = ledgerOf();
-  held.forEach(([gpuUuid, memoryMiB, threadPercent], i) => {
-    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority: 'low' }, NOW - 3_600_000);
+  held.forEach(([gpuUuid, memoryMiB, threadPercent, priority = 'low'], i) => {
+    const r = ledger.reserve({ podKey: `ml/held-${i}`, node: gpuUuid.split('-').slice(1, 3).join('-'), gpuUuid, memoryMiB, threadPercent, priority }, NOW - 3_600_000);
     ledger.confirm(r.id, NOW - 3_600_000);
     // Long-running pods: every sample taken now already shows their memory.
     ledger.markRunning(r.id, NOW - 3_500_000);
@@ -102,6 +102,13 @@ describe('chooseSlot: each exclusion rule', () => {
       gpus: [gpu()],
       nodes: [nodeState('node-a', { schedulable: false, unschedulableReason: 'cordoned' })],
     },
+    {
+      name: 'node without a Ready MPS daemon',
+      code: 'no-mps-daemon',
+      part: /1 with no MPS daemon ready on node-a \(check the MPS control daemon pods there; set cluster.mpsDaemon.required to false where MPS runs another way\)/,
+      gpus: [gpu()],
+      nodes: [nodeState('node-a', { mpsDaemonReady: false })],
+    },
     { name: 'another node than the pinned one', code: 'node-mismatch', part: /1 on other nodes/, gpus: [gpu({ node: 'node-b' }), gpu({ index: 1, memory: null })], req: { pinnedNode: 'node-a' } },
     { name: 'another model', code: 'model-mismatch', part: /1 of other models \(seen: NVIDIA H100 80GB HBM3;/, gpus: [gpu()], req: { gpuModel: 'A100' } },
     { name: 'no FB_* series', code: 'no-memory-metrics', part: /1 without memory metrics \(enable DCGM_FI_DEV_FB_FREE, DCGM_FI_DEV_FB_USED and DCGM_FI_DEV_FB_RESERVED/, gpus: [gpu({ memory: null })] },
@@ -123,6 +130,20 @@ describe('chooseSlot: each exclusion rule', () => {
     expect(choose([gpu({ utilPercent: 84.9 })], { config: { hotGpuAction: 'exclude' } }).ok).toBe(true);
     expect(choose([gpu({ sampledAtMs: NOW - 90_000 })]).ok).toBe(true);
     expect(choose([gpu()], { nodes: [nodeState('node-a', { schedulable: true })] }).ok).toBe(true);
+    expect(choose([gpu()], { nodes: [nodeState('node-a', { mpsDaemonReady: true })] }).ok).toBe(true);
+  });
+
+  test('nodes without a Ready MPS daemon are named in the refusal, the pinned one included', () => {
+    const gpus = ['gpu-a', 'gpu-b', 'gpu-c', 'gpu-d'].flatMap((node) => [gpu({ node, index: 0 }), gpu({ node, index: 1 })]);
+    const noDaemon = (names: string[]) => names.map((name) => nodeState(name, { mpsDaemonReady: false }));
+    const pinned = expectRefusal(choose(gpus, { req: { pinnedNode: 'gpu-b' }, nodes: noDaemon(['gpu-b']) }));
+    expect(pinned.reason).toBe(
+      'no GPU fits 8Gi on node gpu-b: 8 considered, 6 on other nodes, 2 with no MPS daemon ready on gpu-b (check the MPS control daemon pods there; set cluster.mpsDaemon.required to false where MPS runs another way)',
+    );
+    expect(expectChoice(choose(gpus, { nodes: noDaemon(['gpu-a', 'gpu-b']) })).node).toBe('gpu-c');
+    const all = expectRefusal(choose(gpus, { nodes: noDaemon(['gpu-a', 'gpu-b', 'gpu-c', 'gpu-d']) }));
+    expect(all.excluded).toEqual({ 'no-mps-daemon': 8 });
+    expect(all.reason).toContain('8 with no MPS daemon ready on gpu-a, gpu-b and 2 more nodes (');
   });
 });
 
@@ -274,6 +295,15 @@ describe('chooseSlot: policies and ties', () => {
     expect(choice.reason).toMatch(/^spread: node-a GPU 0 /);
   });
 
+  test("a pod's own policy overrides the configured one, and the reason names the policy applied", () => {
+    const spread = expectChoice(choose(fleet(), { ledger: held(), req: { policy: 'spread' } }));
+    expect(spread.gpuIndex).toBe(0);
+    expect(spread.reason).toMatch(/^spread: node-a GPU 0 /);
+    const binpack = expectChoice(choose(fleet(), { ledger: held(), req: { policy: 'binpack' }, config: { policy: 'spread' } }));
+    expect(binpack.gpuIndex).toBe(2);
+    expect(binpack.reason).toMatch(/^binpack: /);
+  });
+
   test('spread counts observed utilisation as load', () => {
     const gpus = [gpu({ index: 0, utilPercent: 60 }), gpu({ index: 1, utilPercent: 10 })];
     expect(expectChoice(choose(gpus, { config: { policy: 'spread' } })).gpuIndex).toBe(1);
@@ -398,6 +428,65 @@ describe('chooseSlot: compute oversubscription bound', () => {
     const ledger = ledgerWith(['GPU-node-a-0', 1, 60]);
     expect(choose([gpu()], { req: { threadPercent: 40 }, ledger, config: { maxThreadPercentSum: 100 } }).ok).toBe(true);
     expect(choose([gpu()], { req: { threadPercent: 41 }, ledger, config: { maxThreadPercentSum: 100 } }).ok).toBe(false);
+  });
+});
+
+describe('chooseSlot: high-priority compute budget', () => {
+  test('high pods share at most maxHighThreadPercentSum of a GPU; low pods fill the rest of the total budget', () => {
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 80, 'high']);
+    expect(choose([gpu()], { req: { threadPercent: 20, priority: 'high' }, ledger }).ok).toBe(true);
+    const refusal = expectRefusal(choose([gpu()], { req: { threadPercent: 21, priority: 'high' }, ledger }));
+    expect(refusal.excluded).toEqual({ compute: 1 });
+    expect(refusal.reason).toContain('1 short of compute (best: node-a GPU 0, 20% of the 100% high-priority budget left)');
+    expect(choose([gpu()], { req: { threadPercent: 100, priority: 'low' }, ledger }).ok).toBe(true);
+    expect(choose([gpu()], { req: { threadPercent: 21, priority: 'high' }, ledger, config: { maxHighThreadPercentSum: 101 } }).ok).toBe(true);
+  });
+
+  test('a high pod that fits only by taking compute low pods hold goes to another GPU, and nothing is preempted', () => {
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 190]);
+    // Binpack prefers the GPU in use; its total budget has 10% left, below the 20% asked.
+    const choice = expectChoice(choose([gpu(), gpu({ index: 1 })], { req: { threadPercent: 20, priority: 'high' }, ledger }));
+    expect(choice.gpuUuid).toBe('GPU-node-a-1');
+    expect(ledger.totals('GPU-node-a-0', NOW)).toMatchObject({ threadPercent: 190, highThreadPercent: 0, clients: 1 });
+    const refusal = expectRefusal(choose([gpu()], { req: { threadPercent: 20, priority: 'high' }, ledger }));
+    expect(refusal.reason).toContain('1 short of compute (best: node-a GPU 0, 10% of 200% left; low-priority pods hold 190% and are not preempted)');
+  });
+
+  test('a derived share of a high pod is capped by the high-priority budget left', () => {
+    const choice = expectChoice(choose([gpu()], { req: { priority: 'high' }, ledger: ledgerWith(['GPU-node-a-0', 1, 90, 'high']) }));
+    expect(choice.threadPercent).toBe(10);
+    expect(choice.reason).toContain('granted 10% (capped by the 10% compute budget left)');
+  });
+
+  test('low pods are not held to the high-priority budget, and a high budget above the total changes nothing', () => {
+    const full = ledgerWith(['GPU-node-a-0', 1, 100, 'high']);
+    expect(expectChoice(choose([gpu()], { req: { threadPercent: 50 }, ledger: full })).threadPercent).toBe(50);
+    const ledger = ledgerWith(['GPU-node-a-0', 1, 150, 'high']);
+    const config = { maxThreadPercentSum: 160, maxHighThreadPercentSum: 500 };
+    expect(choose([gpu()], { req: { threadPercent: 10, priority: 'high' }, ledger, config }).ok).toBe(true);
+    expect(expectRefusal(choose([gpu()], { req: { threadPercent: 11, priority: 'high' }, ledger, config })).reason).toContain('10% of 160% left');
+  });
+});
+
+describe('chooseSlot: GPU UUID hints', () => {
+  const fleet = () => [gpu({ index: 0 }), gpu({ index: 1 }), gpu({ index: 2 })];
+
+  test('gpu-uuid-in keeps only the listed GPUs (any case); gpu-uuid-not-in rules GPUs out', () => {
+    expect(expectChoice(choose(fleet(), { req: { gpuUuidIn: ['gpu-node-a-2'] } })).gpuIndex).toBe(2);
+    expect(expectChoice(choose(fleet(), { req: { gpuUuidNotIn: ['GPU-node-a-0', 'GPU-node-a-1'] } })).gpuIndex).toBe(2);
+    expect(expectChoice(choose(fleet(), { req: { gpuUuidIn: ['GPU-node-a-1', 'GPU-node-a-2'], gpuUuidNotIn: ['GPU-node-a-1'] } })).gpuIndex).toBe(2);
+  });
+
+  test('the refusal names the annotation, and says when no listed GPU is in the metrics', () => {
+    const notIn = expectRefusal(choose(fleet(), { req: { gpuUuidNotIn: ['GPU-node-a-0', 'GPU-node-a-1', 'GPU-node-a-2'] } }));
+    expect(notIn.excluded).toEqual({ 'gpu-uuid': 3 });
+    expect(notIn.reason).toBe("no GPU fits 8Gi: 3 considered, 3 ruled out by the pod's mps-injector.io/gpu-uuid-not-in annotation");
+    const full = expectRefusal(choose([gpu({ index: 0, memory: memory(H100_MIB, 79 * GIB) }), gpu({ index: 1 })], { req: { gpuUuidIn: ['GPU-node-a-0'] } }));
+    expect(full.reason).toBe("no GPU fits 8Gi: 2 considered, 1 not listed in the pod's mps-injector.io/gpu-uuid-in annotation, 1 short of memory (best: node-a GPU 0, 0Mi free)");
+    const unknown = expectRefusal(choose(fleet(), { req: { gpuUuidIn: ['GPU-elsewhere-9'], gpuUuidNotIn: ['GPU-node-a-0'] } }));
+    expect(unknown.reason).toBe(
+      "no GPU fits 8Gi: 3 considered, 3 not allowed by the pod's mps-injector.io/gpu-uuid-in and gpu-uuid-not-in annotations (no GPU in the metrics has a UUID it lists: GPU-elsewhere-9)",
+    );
   });
 });
 

@@ -80,11 +80,13 @@ function newTally(): ExclusionTally {
   return {
     counts: {
       [Exclusion.NodeMismatch]: 0,
+      [Exclusion.GpuUuid]: 0,
       [Exclusion.ModelMismatch]: 0,
       [Exclusion.Stale]: 0,
       [Exclusion.Mig]: 0,
       [Exclusion.Xid]: 0,
       [Exclusion.NodeUnschedulable]: 0,
+      [Exclusion.NoMpsDaemon]: 0,
       [Exclusion.NoMemoryMetrics]: 0,
       [Exclusion.ClientCap]: 0,
       [Exclusion.Memory]: 0,
@@ -97,8 +99,11 @@ function newTally(): ExclusionTally {
     shortOfMemoryRoomMiB: -Infinity,
     shortOfCompute: null,
     shortOfComputeLeft: -Infinity,
+    shortOfComputeHighBudget: false,
+    shortOfComputeLowHeld: 0,
     firstXid: null,
     firstUnschedulable: null,
+    noMpsDaemonNodes: [],
   };
 }
 
@@ -114,13 +119,19 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   const modelPattern = wantedModel === null ? null : new RegExp(escapeRegExp(wantedModel), 'i');
   const pinnedNode = request.pinnedNode;
   const askedThreads = request.threadPercent === null ? null : clampAskedThreadPercent(request.threadPercent, config);
-  const binpack = config.policy === PlacementPolicy.Binpack;
+  const policy = request.policy ?? config.policy;
+  const binpack = policy === PlacementPolicy.Binpack;
+  // Per-pod GPU hints: UUIDs compared without regard to case (absent: no filter).
+  const uuidsIn = request.gpuUuidIn === undefined ? null : new Set(request.gpuUuidIn.map((u) => u.toLowerCase()));
+  const uuidsNotIn = request.gpuUuidNotIn === undefined || request.gpuUuidNotIn.length === 0 ? null : new Set(request.gpuUuidNotIn.map((u) => u.toLowerCase()));
   const excludeHot = config.hotGpuAction === 'exclude';
   const hotPenalty = HOT_PENALTY[request.priority];
   const marginMiB = config.memorySafetyMarginMiB;
   const observeAfterMs = config.observeAfterRunningSeconds * 1000;
   const maxClients = config.maxClientsPerGpu;
   const maxThreadSum = config.maxThreadPercentSum;
+  // A `high` pod also stays within the high-priority budget; a `low` one only within the total.
+  const maxHighThreadSum = request.priority === Priority.High ? config.maxHighThreadPercentSum : Infinity;
   const hotUtil = config.hotUtilPercent;
   const minThreads = config.minThreadPercent;
   const maxThreads = config.maxThreadPercent;
@@ -155,6 +166,13 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     if (pinnedNode !== null && gpu.node !== pinnedNode) {
       counts[Exclusion.NodeMismatch]++;
       continue;
+    }
+    if (uuidsIn !== null || uuidsNotIn !== null) {
+      const uuid = gpu.uuid.toLowerCase();
+      if ((uuidsIn !== null && !uuidsIn.has(uuid)) || (uuidsNotIn !== null && uuidsNotIn.has(uuid))) {
+        counts[Exclusion.GpuUuid]++;
+        continue;
+      }
     }
     if (gpu.node !== nodeName) {
       nodeName = gpu.node;
@@ -193,6 +211,12 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     if (node?.schedulable === false) {
       counts[Exclusion.NodeUnschedulable]++;
       tally.firstUnschedulable ??= gpu;
+      continue;
+    }
+    if (node?.mpsDaemonReady === false) {
+      counts[Exclusion.NoMpsDaemon]++;
+      // A node's GPUs come together: note each node once per run of its GPUs.
+      if (tally.noMpsDaemonNodes[tally.noMpsDaemonNodes.length - 1] !== gpu.node) tally.noMpsDaemonNodes.push(gpu.node);
       continue;
     }
     const memory = gpu.memory;
@@ -234,7 +258,9 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       continue;
     }
 
-    const budgetLeft = maxThreadSum - sums.threadPercent;
+    const totalLeft = maxThreadSum - sums.threadPercent;
+    const highLeft = maxHighThreadSum - sums.highThreadPercent;
+    const budgetLeft = highLeft < totalLeft ? highLeft : totalLeft;
     if (memory.totalMiB !== shareOfTotalMiB) {
       shareOfTotalMiB = memory.totalMiB;
       share = memoryShare(request.memoryMiB, shareOfTotalMiB, maxThreadSum);
@@ -245,6 +271,8 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       if (budgetLeft > tally.shortOfComputeLeft) {
         tally.shortOfComputeLeft = budgetLeft;
         tally.shortOfCompute = gpu;
+        tally.shortOfComputeHighBudget = highLeft < totalLeft;
+        tally.shortOfComputeLowHeld = sums.threadPercent - sums.highThreadPercent;
       }
       continue;
     }
@@ -279,7 +307,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   }
 
   if (best !== null && bestSums !== null && best.memory !== null) {
-    const budgetLeft = config.maxThreadPercentSum - bestSums.threadPercent;
+    const budgetLeft = computeBudgetLeft(bestSums, request.priority, config);
     const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, best.memory.totalMiB, best.utilPercent, budgetLeft, config);
     return {
       ok: true,
@@ -293,7 +321,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
       considered: gpus.length,
       reason: describeChoice({
-        policy: config.policy,
+        policy,
         gpu: best,
         roomMiB: bestRoomMiB,
         reservations: bestSums.clients,
@@ -315,6 +343,16 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     return { ok: false, code: 'no-metrics', reason: describeNoMetrics(inventory, config, nowMs, tally), considered: gpus.length, excluded };
   }
   return { ok: false, code: 'no-fit', reason: describeNoFit(inventory, request, wantedModel, config, tally), considered: gpus.length, excluded };
+}
+
+/**
+ * Compute budget left on a GPU for a pod of this priority: the total budget, and for a `high`
+ * pod also the high-priority budget. Compute that `low` pods hold is never taken back.
+ */
+export function computeBudgetLeft(sums: Pick<GpuReservationTotals, 'threadPercent' | 'highThreadPercent'>, priority: Priority, config: Pick<PlacementConfig, 'maxThreadPercentSum' | 'maxHighThreadPercentSum'>): number {
+  const totalLeft = config.maxThreadPercentSum - sums.threadPercent;
+  if (priority !== Priority.High) return totalLeft;
+  return Math.min(totalLeft, config.maxHighThreadPercentSum - sums.highThreadPercent);
 }
 
 /** Deterministic order among equal scores: node name, then GPU index, then UUID. */

@@ -5,7 +5,7 @@
 import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
 import { formatMiB } from '../config/quantity.js';
 import { ThreadBasis } from './threadPercent.js';
-import { Exclusion } from './types.js';
+import { Exclusion, Priority } from './types.js';
 import type { PlacementConfig, PlacementPolicy, SlotRequest } from './types.js';
 
 /** What one pass over the GPUs found, for refusal messages. */
@@ -20,8 +20,14 @@ export interface ExclusionTally {
   /** The GPU short of compute with the most budget left, and that budget (percent). */
   shortOfCompute: GpuSample | null;
   shortOfComputeLeft: number;
+  /** True when, on that GPU, the high-priority budget was the smaller one. */
+  shortOfComputeHighBudget: boolean;
+  /** Thread percent that `low` pods hold on that GPU (never preempted for a `high` pod). */
+  shortOfComputeLowHeld: number;
   firstXid: GpuSample | null;
   firstUnschedulable: GpuSample | null;
+  /** Nodes whose GPUs were excluded for want of a Ready MPS daemon, in the order met. */
+  noMpsDaemonNodes: string[];
 }
 
 const FB_COUNTERS_HINT =
@@ -108,6 +114,14 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
       return n === inventory.gpus.length
         ? `${n} on other nodes (node ${request.pinnedNode} has no GPU in the metrics; check the pod's node selector and that dcgm-exporter runs on that node)`
         : `${n} on other nodes`;
+    case Exclusion.GpuUuid: {
+      const listIn = request.gpuUuidIn;
+      const unseen = listIn !== undefined && !inventory.gpus.some((gpu) => listIn.some((u) => u.toLowerCase() === gpu.uuid.toLowerCase()));
+      const note = unseen ? ` (no GPU in the metrics has a UUID it lists: ${listIn.join(', ')})` : '';
+      if (listIn === undefined) return `${n} ruled out by the pod's mps-injector.io/gpu-uuid-not-in annotation`;
+      if (request.gpuUuidNotIn === undefined) return `${n} not listed in the pod's mps-injector.io/gpu-uuid-in annotation${note}`;
+      return `${n} not allowed by the pod's mps-injector.io/gpu-uuid-in and gpu-uuid-not-in annotations${note}`;
+    }
     case Exclusion.ModelMismatch: {
       const seen = modelsSeen(inventory, request.pinnedNode, 3);
       return `${n} of other models (seen: ${seen.join(', ')}; the ${config.gpuModelNodeLabel} node label was checked too)`;
@@ -126,6 +140,11 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
       const why = Object.hasOwn(inventory.nodes, gpu.node) ? inventory.nodes[gpu.node]?.unschedulableReason : undefined;
       return `${n} on unschedulable nodes (${gpu.node}: ${why ?? 'unschedulable'})`;
     }
+    case Exclusion.NoMpsDaemon: {
+      const nodes = [...new Set(tally.noMpsDaemonNodes)];
+      const named = nodes.length <= 3 ? nodes.join(', ') : `${nodes.slice(0, 2).join(', ')} and ${nodes.length - 2} more nodes`;
+      return `${n} with no MPS daemon ready on ${named} (check the MPS control daemon pods there; set cluster.mpsDaemon.required to false where MPS runs another way)`;
+    }
     case Exclusion.NoMemoryMetrics:
       return `${n} without memory metrics (${FB_COUNTERS_HINT})`;
     case Exclusion.ClientCap:
@@ -136,9 +155,12 @@ function exclusionPart(code: Exclusion, n: number, inventory: GpuInventory, requ
     }
     case Exclusion.Compute: {
       const gpu = tally.shortOfCompute;
-      return gpu === null
-        ? `${n} short of compute`
-        : `${n} short of compute (best: ${gpuName(gpu)}, ${Math.max(0, tally.shortOfComputeLeft)}% of ${config.maxThreadPercentSum}% left)`;
+      if (gpu === null) return `${n} short of compute`;
+      const left = Math.max(0, tally.shortOfComputeLeft);
+      if (tally.shortOfComputeHighBudget) return `${n} short of compute (best: ${gpuName(gpu)}, ${left}% of the ${config.maxHighThreadPercentSum}% high-priority budget left)`;
+      const lowHeld =
+        request.priority === Priority.High && tally.shortOfComputeLowHeld > 0 ? `; low-priority pods hold ${tally.shortOfComputeLowHeld}% and are not preempted` : '';
+      return `${n} short of compute (best: ${gpuName(gpu)}, ${left}% of ${config.maxThreadPercentSum}% left${lowHeld})`;
     }
     case Exclusion.Hot:
       return `${n} hot (utilisation at or above ${config.hotUtilPercent}%, excluded by placement.hotGpuAction)`;

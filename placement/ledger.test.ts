@@ -60,9 +60,10 @@ describe('ReservationLedger.reserve', () => {
     ledger.reserve(input({ memoryMiB: 1000, threadPercent: 10 }), NOW);
     ledger.reserve(input({ podKey: 'ml/pod-b', memoryMiB: 2000, threadPercent: 30 }), NOW);
     ledger.reserve(input({ podKey: 'ml/pod-c', gpuUuid: 'GPU-a1', memoryMiB: 500, threadPercent: 5 }), NOW);
-    expect(ledger.totals('GPU-a0', NOW)).toMatchObject({ memoryMiB: 3000, threadPercent: 40, clients: 2 });
-    expect(ledger.totals('GPU-a1', NOW)).toMatchObject({ memoryMiB: 500, threadPercent: 5, clients: 1 });
-    expect(ledger.totals('GPU-unknown', NOW)).toMatchObject({ memoryMiB: 0, threadPercent: 0, clients: 0 });
+    ledger.reserve(input({ podKey: 'ml/pod-d', gpuUuid: 'GPU-a1', memoryMiB: 500, threadPercent: 7, priority: 'low' }), NOW);
+    expect(ledger.totals('GPU-a0', NOW)).toMatchObject({ memoryMiB: 3000, threadPercent: 40, highThreadPercent: 40, clients: 2 });
+    expect(ledger.totals('GPU-a1', NOW)).toMatchObject({ memoryMiB: 1000, threadPercent: 12, highThreadPercent: 5, clients: 2 });
+    expect(ledger.totals('GPU-unknown', NOW)).toMatchObject({ memoryMiB: 0, threadPercent: 0, highThreadPercent: 0, clients: 0 });
     expect(ledger.onGpu('GPU-a0', NOW).map((r) => r.podKey)).toEqual(['ml/pod-a', 'ml/pod-b']);
     expect(ledger.onGpu('GPU-unknown', NOW)).toEqual([]);
   });
@@ -75,6 +76,7 @@ describe('ReservationLedger.reserve', () => {
     expect(ledger.totals('GPU-a0', NOW + 30)).toEqual({
       memoryMiB: 7000,
       threadPercent: 75,
+      highThreadPercent: 75,
       clients: 3,
       earliestRunningSinceMs: Infinity,
       latestRunningSinceMs: Infinity,

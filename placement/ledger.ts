@@ -11,10 +11,10 @@
  * reservations the GPU metrics may already show from ones they cannot show yet.
  */
 import { randomUUID } from 'node:crypto';
-import { ReservationState } from './types.js';
+import { Priority, ReservationState } from './types.js';
 import { runningSinceOf } from './memoryAccounting.js';
 import type { ReservedMemory } from './memoryAccounting.js';
-import type { LedgerView, Priority, Reservation } from './types.js';
+import type { LedgerView, Reservation } from './types.js';
 
 /** What a caller asks the ledger to hold. */
 export interface ReservationInput {
@@ -33,6 +33,8 @@ export interface ReservationInput {
 export interface GpuReservationTotals extends ReservedMemory {
   readonly memoryMiB: number;
   readonly threadPercent: number;
+  /** Sum of the thread percentages granted to `high` pods (within threadPercent). */
+  readonly highThreadPercent: number;
   readonly clients: number;
   /** Earliest and latest runningSinceMs (Infinity for a pod not running): placement's warm-up test is O(1) when all or none are visible. */
   readonly earliestRunningSinceMs: number;
@@ -67,6 +69,7 @@ const NO_RESERVATIONS: readonly Reservation[] = Object.freeze([]);
 const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
   memoryMiB: 0,
   threadPercent: 0,
+  highThreadPercent: 0,
   clients: 0,
   earliestRunningSinceMs: Infinity,
   latestRunningSinceMs: -Infinity,
@@ -88,12 +91,14 @@ function expiryOf(reservation: Reservation): number {
 export function sumReservations(reservations: readonly Reservation[]): GpuReservationTotals {
   let memoryMiB = 0;
   let threadPercent = 0;
+  let highThreadPercent = 0;
   let earliestRunningSinceMs = Infinity;
   let latestRunningSinceMs = -Infinity;
   let nextExpiryMs = Infinity;
   for (const r of reservations) {
     memoryMiB += r.memoryMiB;
     threadPercent += r.threadPercent;
+    if (r.priority === Priority.High) highThreadPercent += r.threadPercent;
     const since = runningSinceOf(r);
     if (since < earliestRunningSinceMs) earliestRunningSinceMs = since;
     if (since > latestRunningSinceMs) latestRunningSinceMs = since;
@@ -103,6 +108,7 @@ export function sumReservations(reservations: readonly Reservation[]): GpuReserv
   return Object.freeze({
     memoryMiB,
     threadPercent,
+    highThreadPercent,
     clients: reservations.length,
     earliestRunningSinceMs,
     latestRunningSinceMs,

@@ -137,12 +137,13 @@ describe('reserveSlot under a burst of admissions', () => {
     expect(refused.length).toBeGreaterThan(0);
 
     // Recount from the reservations themselves, not from the ledger's running totals.
-    const perGpu = new Map<string, { memoryMiB: number; threadPercent: number; clients: number }>();
+    const perGpu = new Map<string, { memoryMiB: number; threadPercent: number; highThreadPercent: number; clients: number }>();
     for (const { reservation } of granted) {
       if (reservation === null) continue;
-      const sums = perGpu.get(reservation.gpuUuid) ?? { memoryMiB: 0, threadPercent: 0, clients: 0 };
+      const sums = perGpu.get(reservation.gpuUuid) ?? { memoryMiB: 0, threadPercent: 0, highThreadPercent: 0, clients: 0 };
       sums.memoryMiB += reservation.memoryMiB;
       sums.threadPercent += reservation.threadPercent;
+      if (reservation.priority === 'high') sums.highThreadPercent += reservation.threadPercent;
       sums.clients += 1;
       perGpu.set(reservation.gpuUuid, sums);
     }
@@ -151,6 +152,7 @@ describe('reserveSlot under a burst of admissions', () => {
       const observedMiB = inventory.gpus.find((g) => g.uuid === uuid)?.memory?.usedMiB ?? Number.NaN;
       expect(sums.memoryMiB).toBeLessThanOrEqual(40 * GIB - config.memorySafetyMarginMiB - observedMiB);
       expect(sums.threadPercent).toBeLessThanOrEqual(config.maxThreadPercentSum);
+      expect(sums.highThreadPercent).toBeLessThanOrEqual(config.maxHighThreadPercentSum);
       expect(sums.clients).toBeLessThanOrEqual(config.maxClientsPerGpu);
       expect(ledger.totals(uuid, NOW)).toMatchObject(sums);
     }

@@ -24,6 +24,12 @@ export interface SlotRequest {
   pinnedNode: string | null;
   /** True when the pod has a name (not only a generateName): a name exists once, so a repeated admission supersedes the earlier one. */
   podNamed?: boolean;
+  /** This pod's placement policy, instead of the configured one (absent: the configured one). */
+  policy?: PlacementPolicy;
+  /** Only GPUs with one of these UUIDs are candidates (absent: any). */
+  gpuUuidIn?: readonly string[];
+  /** GPUs with one of these UUIDs are never candidates (absent: none ruled out). */
+  gpuUuidNotIn?: readonly string[];
 }
 
 /** Placement settings (the `placement` block of the configuration). */
@@ -43,6 +49,11 @@ export interface PlacementConfig {
   maxClientsPerGpu: number;
   /** Upper bound on the sum of granted thread percentages per GPU (100 = no oversubscription). */
   maxThreadPercentSum: number;
+  /**
+   * Upper bound on the sum of thread percentages granted to `high` pods per GPU, within
+   * maxThreadPercentSum (100: latency-critical pods never oversubscribe compute among themselves).
+   */
+  maxHighThreadPercentSum: number;
   /** Bounds of a granted thread percentage. */
   minThreadPercent: number;
   maxThreadPercent: number;
@@ -60,7 +71,9 @@ export const Exclusion = {
   Mig: 'mig',
   Xid: 'xid',
   NodeUnschedulable: 'node-unschedulable',
+  NoMpsDaemon: 'no-mps-daemon',
   NodeMismatch: 'node-mismatch',
+  GpuUuid: 'gpu-uuid',
   ModelMismatch: 'model-mismatch',
   NoMemoryMetrics: 'no-memory-metrics',
   ClientCap: 'client-cap',

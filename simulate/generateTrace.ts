@@ -13,7 +13,7 @@ import type { Trace, TracePod } from './trace.js';
 
 export const GENERATOR_VERSION = 1;
 
-export const TraceKind = { Steady: 'steady', Burst: 'burst', Diurnal: 'diurnal' } as const;
+export const TraceKind = { Steady: 'steady', Burst: 'burst', Diurnal: 'diurnal', Llm: 'llm' } as const;
 export type TraceKind = (typeof TraceKind)[keyof typeof TraceKind];
 export const TRACE_KINDS: readonly TraceKind[] = Object.values(TraceKind);
 
@@ -75,6 +75,9 @@ interface PodDraft {
   computePercent: number;
   priority: Priority;
   workload: string;
+  kvCacheMiB?: number;
+  kvGrowthS?: number;
+  burst?: { windowS: number; share: number; factor: number };
 }
 
 function drawPod(draws: RandomDraws, workload: WorkloadName, arrivalS: number): PodDraft {
@@ -106,6 +109,8 @@ function finish(kind: TraceKind, seed: number, description: string, drafts: PodD
       priority: draft.priority,
       workload: draft.workload,
       gpuModel: null,
+      ...(draft.kvCacheMiB === undefined ? {} : { kvCacheMiB: draft.kvCacheMiB, kvGrowthS: roundMicro(draft.kvGrowthS ?? 0) }),
+      ...(draft.burst === undefined ? {} : { burst: draft.burst }),
     });
   }
   return { name: kind, description, generator: { kind, seed, version: GENERATOR_VERSION }, pods };
@@ -188,6 +193,77 @@ function generateDiurnal(draws: RandomDraws, seed: number): Trace {
   return finish(TraceKind.Diurnal, seed, 'Diurnal Poisson arrivals over 24 h (mean gap 45 s, peak at noon); 92% vision-small, 8% llm-large.', drafts);
 }
 
+/**
+ * LLM servers of the llm trace, sized from each model's published configuration (its
+ * Hugging Face config.json): weights = parameters x bytes per parameter; KV cache per token =
+ * 2 (K and V) x layers x KV heads x head dimension x 2 bytes (BF16).
+ */
+export const LLM_WORKLOADS = {
+  /** Llama-3.1-8B-Instruct, BF16: 8.03e9 x 2 B = 16.1 GB (15.0 GiB); KV 2 x 32 x 8 x 128 x 2 B = 128 KiB per token. */
+  'llm-8b': { weightsGiB: 15, kvKiBPerToken: 128, computePercent: { min: 25, max: 45, step: 5 }, highShare: 0.6 },
+  /** Qwen2.5-14B-Instruct, BF16: 14.7e9 x 2 B = 29.4 GB (27.4 GiB); KV 2 x 48 x 8 x 128 x 2 B = 192 KiB per token. */
+  'llm-14b': { weightsGiB: 27.4, kvKiBPerToken: 192, computePercent: { min: 35, max: 60, step: 5 }, highShare: 0.6 },
+  /**
+   * Llama-3.1-70B-Instruct, 4-bit AWQ: 68.5e9 linear weights x 0.5 B + embeddings and head in
+   * BF16 (2 x 128256 x 8192 x 2 B) + group-128 scales = about 39.7 GB (37.0 GiB); KV
+   * 2 x 80 x 8 x 128 x 2 B = 320 KiB per token.
+   */
+  'llm-70b-int4': { weightsGiB: 37, kvKiBPerToken: 320, computePercent: { min: 60, max: 90, step: 10 }, highShare: 1 },
+} as const;
+export type LlmWorkloadName = keyof typeof LLM_WORKLOADS;
+
+/** The llm trace's shape: arrivals, lifetimes, cache and bursts (docs/simulation.md says where each number comes from). */
+export const LLM_TRACE = {
+  hours: 12,
+  meanGapS: 4 * MINUTE_S,
+  lifetime: { meanS: 3 * HOUR_S, minS: 30 * MINUTE_S, maxS: 8 * HOUR_S },
+  /** CUDA context, activations and CUDA graphs on top of weights and cache. */
+  runtimeGiB: 2,
+  /** Tokens the KV cache is sized for: sequences in flight x context. */
+  kvTokens: { min: 32768, max: 65536, step: 16384 },
+  /** The cache fills over this many seconds once the weights are loaded (a server that allocates cache blocks on demand). */
+  kvGrowthS: { min: 10 * MINUTE_S, max: 30 * MINUTE_S },
+  /** One minute in five carries 2.5x the mean load (the other four 0.625x). */
+  burst: { windowS: 60, share: 0.2, factor: 2.5 },
+  mix: [
+    { item: 'llm-8b', weight: 0.5 },
+    { item: 'llm-14b', weight: 0.35 },
+    { item: 'llm-70b-int4', weight: 0.15 },
+  ],
+} as const;
+
+/**
+ * LLM serving: 12 h of Poisson arrivals of model servers (mean gap 4 min, lifetimes
+ * exponential with mean 3 h, 30 min-8 h); each server's memory is its weights, a KV cache
+ * that fills after loading, and a runtime share; its requests come in bursts.
+ */
+function generateLlm(draws: RandomDraws, seed: number): Trace {
+  const drafts = poissonArrivals(draws, 1 / LLM_TRACE.meanGapS, 0, LLM_TRACE.hours * HOUR_S).map((arrivalS): PodDraft => {
+    const workload = draws.weighted(LLM_TRACE.mix);
+    const spec = LLM_WORKLOADS[workload];
+    const tokens = stepped(draws, LLM_TRACE.kvTokens);
+    const kvCacheMiB = Math.round((tokens * spec.kvKiBPerToken) / 1024);
+    const weightsMiB = Math.round((spec.weightsGiB + LLM_TRACE.runtimeGiB) * MIB_PER_GIB);
+    return {
+      arrivalS,
+      memoryMiB: weightsMiB + kvCacheMiB,
+      computePercent: stepped(draws, spec.computePercent),
+      priority: draws.chance(spec.highShare) ? Priority.High : Priority.Low,
+      durationS: Math.min(LLM_TRACE.lifetime.maxS, Math.max(LLM_TRACE.lifetime.minS, draws.exponential(1 / LLM_TRACE.lifetime.meanS))),
+      workload,
+      kvCacheMiB,
+      kvGrowthS: draws.between(LLM_TRACE.kvGrowthS.min, LLM_TRACE.kvGrowthS.max),
+      burst: { ...LLM_TRACE.burst },
+    };
+  });
+  return finish(
+    TraceKind.Llm,
+    seed,
+    'LLM serving: Poisson arrivals of model servers (mean gap 4 min) for 12 h, lifetimes 30 min-8 h (mean 3 h); 50% Llama-3.1-8B, 35% Qwen2.5-14B, 15% Llama-3.1-70B 4-bit; KV cache filling over 10-30 min; one minute in five at 2.5x the mean load.',
+    drafts,
+  );
+}
+
 /** Make a trace of the given kind from a seed (an integer; it is taken modulo 2^32). */
 export function generateTrace(kind: TraceKind, seed: number): Trace {
   if (!Number.isInteger(seed)) throw new RangeError(`trace seed must be an integer, got ${seed}; pass --seed with a whole number`);
@@ -199,6 +275,8 @@ export function generateTrace(kind: TraceKind, seed: number): Trace {
       return generateBurst(draws, seed);
     case TraceKind.Diurnal:
       return generateDiurnal(draws, seed);
+    case TraceKind.Llm:
+      return generateLlm(draws, seed);
   }
 }
 

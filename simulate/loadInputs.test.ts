@@ -7,12 +7,12 @@ import { TraceError } from './trace.js';
 
 describe('shipped inputs', () => {
   it('lists the shipped traces and clusters', () => {
-    expect(shippedNames(ShippedKind.Traces)).toEqual(['burst', 'diurnal', 'steady']);
+    expect(shippedNames(ShippedKind.Traces)).toEqual(['burst', 'diurnal', 'llm', 'steady']);
     expect(shippedNames(ShippedKind.Clusters)).toEqual(expect.arrayContaining(['h100-4x8', 'h100-8x8', 'mixed']));
   });
 
   it('expands "all" and comma lists', () => {
-    expect(expandTraceList('all')).toEqual(['burst', 'diurnal', 'steady']);
+    expect(expandTraceList('all')).toEqual(['burst', 'diurnal', 'llm', 'steady']);
     expect(expandTraceList(' burst, ./x.json ')).toEqual(['burst', './x.json']);
     expect(() => expandTraceList(' , ')).toThrow(SimulationInputError);
   });
@@ -24,7 +24,7 @@ describe('shipped inputs', () => {
   });
 
   it('names the shipped choices when a name is unknown', () => {
-    expect(() => resolveInput(ShippedKind.Traces, 'bursty')).toThrow(/no shipped trace named "bursty"; use one of burst, diurnal, steady or pass the path/);
+    expect(() => resolveInput(ShippedKind.Traces, 'bursty')).toThrow(/no shipped trace named "bursty"; use one of burst, diurnal, llm, steady or pass the path/);
   });
 });
 

@@ -23,6 +23,11 @@ function run(overrides: Partial<StrategyRun>): StrategyRun {
     burstSeries: null,
     placements: [],
     leftover: { residentPods: 0, heldSlots: 0 },
+    smPercentMs: 0,
+    memoryFractionMs: 0,
+    memorySampledMs: 0,
+    requests: { offered: 0, served: 0, responseSeconds: 0 },
+    spanS: 0,
     ...overrides,
   };
 }

@@ -32,6 +32,16 @@ export interface StrategySummary {
   /** Wall-clock time per placement decision, microseconds. */
   placeTimeMedianUs: number | null;
   placeTimeP99Us: number | null;
+  /** Mean compute supplied on the GPUs in use, 0..1 (what DCGM_FI_PROF_SM_ACTIVE would average). */
+  meanSmUtilisation: number | null;
+  /** Mean of memory really used / total on the GPUs in use, 0..1 (sampled every step; over-committed GPUs count as full). */
+  meanMemoryUtilisation: number | null;
+  /** Requests served per second over the run, by the request model (simulate/requestModel.ts). */
+  servedRequestsPerS: number | null;
+  /** Served / offered requests of the admitted pods (1: every request found the compute it needed). */
+  servedShare: number | null;
+  /** Mean response time of the requests offered to admitted pods, s. */
+  meanResponseS: number | null;
 }
 
 export interface TraceSummary {
@@ -74,6 +84,11 @@ export function summarizeRun(run: StrategyRun): StrategySummary {
     p95SlowdownLow: rounded(percentile(low, 95), 3),
     placeTimeMedianUs: rounded(percentile(run.placeTimesUs, 50), 1),
     placeTimeP99Us: rounded(percentile(run.placeTimesUs, 99), 1),
+    meanSmUtilisation: run.gpuHours > 0 ? rounded(run.smPercentMs / (100 * run.gpuHours * 3_600_000), 4) : null,
+    meanMemoryUtilisation: run.memorySampledMs > 0 ? rounded(run.memoryFractionMs / run.memorySampledMs, 4) : null,
+    servedRequestsPerS: run.spanS > 0 ? rounded(run.requests.served / run.spanS, 3) : null,
+    servedShare: run.requests.offered > 0 ? rounded(run.requests.served / run.requests.offered, 4) : null,
+    meanResponseS: run.requests.offered > 0 ? rounded(run.requests.responseSeconds / run.requests.offered, 3) : null,
   };
 }
 
@@ -91,6 +106,7 @@ export function summarizeSimulation(result: SimulationResult): TraceSummary {
 }
 
 const show = (value: number | null, digits = 2): string => (value === null ? 'n/a' : value.toFixed(digits));
+const percent = (value: number | null): string => (value === null ? 'n/a' : `${(value * 100).toFixed(1)} %`);
 
 /** One Markdown table per trace: a row per strategy. */
 export function renderMarkdownTable(summary: TraceSummary): string {
@@ -131,4 +147,21 @@ export function renderMarkdownTable(summary: TraceSummary): string {
     );
   }
   return lines.join('\n');
+}
+
+/** The seed paper's measures per strategy: utilisation of the GPUs in use, and requests under the request model. */
+export function renderUtilisationTable(summary: TraceSummary): string {
+  const header = ['Strategy', 'SM utilisation (GPUs in use)', 'Memory utilisation (GPUs in use)', 'Served requests/s', 'Served / offered', 'Mean response time (s)'];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const s of summary.strategies) {
+    lines.push(
+      `| ${[s.strategy, percent(s.meanSmUtilisation), percent(s.meanMemoryUtilisation), show(s.servedRequestsPerS, 2), percent(s.servedShare), show(s.meanResponseS, 2)].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Both tables of a trace: outcomes, then utilisation and requests. */
+export function renderTraceReport(summary: TraceSummary): string {
+  return `${renderMarkdownTable(summary)}\n\n${renderUtilisationTable(summary)}`;
 }

@@ -132,7 +132,8 @@ describe('runSimulation: invariants of every strategy on every shipped trace', (
   });
 
   it('no GPU ever holds more than the strategy allows', () => {
-    for (const { result } of results) {
+    for (const { trace, result } of results) {
+      const priorityOf = new Map(trace.pods.map((p) => [p.id, p.priority]));
       for (const run of result.runs) {
         const byGpu = new Map<string, typeof run.placements>();
         for (const p of run.placements) byGpu.set(p.gpuUuid, [...(byGpu.get(p.gpuUuid) ?? []), p]);
@@ -146,14 +147,17 @@ describe('runSimulation: invariants of every strategy on every shipped trace', (
           let pods = 0;
           let memoryMiB = 0;
           let threads = 0;
+          let highThreads = 0;
           for (const e of events) {
             pods += e.sign;
             memoryMiB += e.sign * (e.p.memoryLimitMiB ?? 0);
             threads += e.sign * (e.p.threadPercent ?? 0);
+            if (priorityOf.get(e.p.podId) === 'high') highThreads += e.sign * (e.p.threadPercent ?? 0);
             if (run.strategy === 'equal-split' || run.strategy === 'time-slicing') expect(pods).toBeLessThanOrEqual(4);
             if (run.strategy === 'mps-injector') {
               expect(pods).toBeLessThanOrEqual(placement.maxClientsPerGpu);
               expect(threads).toBeLessThanOrEqual(placement.maxThreadPercentSum);
+              expect(highThreads).toBeLessThanOrEqual(placement.maxHighThreadPercentSum);
               expect(memoryMiB).toBeLessThanOrEqual(H100_MIB - placement.memorySafetyMarginMiB);
             }
           }
@@ -184,7 +188,8 @@ describe('runSimulation: the contention and usage model on hand-made traces', ()
   });
 
   it('applies each sharing model to two pods of 60% on one GPU', () => {
-    const trace = handTrace([pod('a', 0, 600, 4, 60), pod('b', 0.5, 599.5, 4, 60)]);
+    // Low priority: two high-priority pods of 60% would not share a GPU under the high-priority budget.
+    const trace = handTrace([pod('a', 0, 600, 4, 60, 'low'), pod('b', 0.5, 599.5, 4, 60, 'low')]);
     const result = runSimulation(trace, oneGpu, exact({ timeSliceOverhead: 0.1 }));
     const slowdownOf = (name: StrategyName) => runOf(result, name).slowdowns.find((s) => s.podId === 'b')?.slowdown;
     // MPS, both within their 60% caps: 50 each -> 60 / 50.
@@ -212,6 +217,34 @@ describe('runSimulation: the contention and usage model on hand-made traces', ()
     const run = runOf(runSimulation(trace, oneGpu, exact({ strategies: ['time-slicing'] })), 'time-slicing');
     expect(run.overcommitEvents.map((e) => e.atS)).toEqual([10, 200]);
     expect(run.overcommitPods).toBe(3);
+  });
+
+  it('measures SM and memory utilisation of the GPUs in use, and requests by the request model', () => {
+    // Two pods of 60% and 40 GiB for an hour on one GPU; the hand-made workload serves 1 request/s at its share, 1 s each.
+    const trace = handTrace([pod('a', 0, 3600, 40, 60, 'low'), pod('b', 0, 3600, 20, 60, 'low')]);
+    const result = runSimulation(trace, oneGpu, exact({ timeSliceOverhead: 0.1 }));
+    const mps = runOf(result, 'mps-injector');
+    // MPS: 100% of the GPU supplied, 50 each of the 60 demanded.
+    expect(mps.smPercentMs / (100 * mps.gpuHours * 3_600_000)).toBeCloseTo(1, 6);
+    expect(mps.memoryFractionMs / mps.memorySampledMs).toBeCloseTo((60 * 1024) / H100_MIB, 6);
+    expect(mps.requests.offered).toBeCloseTo(7200, 6);
+    expect(mps.requests.served).toBeCloseTo((7200 * 50) / 60, 6);
+    expect(mps.requests.responseSeconds / mps.requests.offered).toBeCloseTo(60 / 50, 6);
+    const sliced = runOf(result, 'time-slicing');
+    // Time-slicing: 90 of 100 left after switches, 45 each.
+    expect(sliced.smPercentMs / (100 * sliced.gpuHours * 3_600_000)).toBeCloseTo(0.9, 6);
+    expect(sliced.requests.served).toBeCloseTo((7200 * 45) / 60, 6);
+    expect(sliced.requests.responseSeconds / sliced.requests.offered).toBeCloseTo(60 / 45, 6);
+    expect(mps.spanS).toBe(sliced.spanS);
+  });
+
+  it('an LLM server fills its KV cache after loading, and a memory over-commit that only the cache causes is seen', () => {
+    const server = (id: string, arrivalS: number): TracePod => ({ ...pod(id, arrivalS, 3600, 40, 30), kvCacheMiB: 10 * 1024, kvGrowthS: 600 });
+    const run = runOf(runSimulation(handTrace([server('a', 0), server('b', 1)]), oneGpu, exact({ strategies: ['time-slicing'] })), 'time-slicing');
+    // Weights 30 GiB each at once; the caches (10 GiB each) fill over 600 s: 60 GiB + 20 GiB x f passes 81559 MiB at f = 0.98, about t = 589 s.
+    expect(run.overcommitEvents).toHaveLength(1);
+    expect(run.overcommitEvents[0]!.atS).toBeGreaterThan(580);
+    expect(run.overcommitEvents[0]!.atS).toBeLessThanOrEqual(595);
   });
 
   it('sees an over-commit that only builds up while memory ramps', () => {

@@ -19,10 +19,11 @@ import type { PlacementConfig, PlacementPolicy, Priority } from '../placement/ty
 import { expandCluster } from './cluster.js';
 import type { ClusterSpec, SimGpu } from './cluster.js';
 import { mpsSupply, timeSlicedSupply } from './interference.js';
-import { computeDemand, memoryUsedMiB } from './podUsage.js';
+import { podComputeDemand, podMemoryMiB } from './podUsage.js';
 import type { UsageModel } from './podUsage.js';
 import { SimulatedExporter } from './simulatedExporter.js';
 import type { GpuActivity } from './simulatedExporter.js';
+import { podRequests, requestStretch } from './requestModel.js';
 import { createStrategy } from './strategies/createStrategy.js';
 import { ObserveRule, Sharing, STRATEGY_NAMES } from './strategies/placementStrategy.js';
 import { hashUniform, normalFromUniforms } from './seededRandom.js';
@@ -154,6 +155,15 @@ export interface StrategyRun {
   placements: PlacementRecord[];
   /** After the last departure: pods still on GPUs and slots the strategy still holds (both 0 when capacity is released). */
   leftover: { residentPods: number; heldSlots: number };
+  /** Compute supplied on GPUs in use, integrated exactly: percent x ms (divide by 100 x GPU-ms in use for the mean SM utilisation). */
+  smPercentMs: number;
+  /** Memory really used / total of GPUs in use, sampled at every step and weighted by the step: sum of fraction x ms, and the ms. */
+  memoryFractionMs: number;
+  memorySampledMs: number;
+  /** Requests of the admitted pods under the request model (simulate/requestModel.ts). */
+  requests: { offered: number; served: number; responseSeconds: number };
+  /** From time 0 to the end of the run, s (the same for every strategy of a run). */
+  spanS: number;
 }
 
 export interface SimulationSeries {
@@ -193,6 +203,8 @@ interface Resident {
   supply: number;
   demandIntegral: number;
   supplyIntegral: number;
+  /** ∫ demand x request stretch dt, for the request model's response times. */
+  stretchIntegral: number;
 }
 
 interface GpuTrack {
@@ -274,6 +286,11 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     burstSeries: burst === null ? null : { tS: [], gpusInUse: [], overcommitEvents: [], refused: [] },
     placements: [],
     leftover: { residentPods: 0, heldSlots: 0 },
+    smPercentMs: 0,
+    memoryFractionMs: 0,
+    memorySampledMs: 0,
+    requests: { offered: 0, served: 0, responseSeconds: 0 },
+    spanS: 0,
   };
   const affected = new Set<string>();
   let gpuBusyMs = 0;
@@ -304,8 +321,8 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     if (track === undefined) return { usedMiB: settings.unmanagedMiB, utilPercent: 0, podKeys: [] };
     const present = [...track.past, ...track.residents].filter((r) => r.startMs <= atMs && atMs < r.endMs);
     let usedMiB = settings.unmanagedMiB;
-    for (const r of present) usedMiB += memoryUsedMiB(r.pod.memoryMiB, r.startMs, atMs, usage);
-    const demands = present.map((r) => computeDemand(r.pod.computePercent, r.ordinal, atMs, usage));
+    for (const r of present) usedMiB += podMemoryMiB(r.pod, r.startMs, atMs, usage);
+    const demands = present.map((r) => podComputeDemand(r.pod, r.ordinal, atMs, usage));
     const utilPercent = suppliesOf(present, demands).reduce((sum, s) => sum + s, 0);
     return { usedMiB, utilPercent, podKeys: present.map((r) => r.podKey) };
   }
@@ -316,6 +333,8 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
       for (const r of track.residents) {
         r.demandIntegral += r.demand * dt;
         r.supplyIntegral += r.supply * dt;
+        if (r.demand > 0) r.stretchIntegral += r.demand * requestStretch(r.demand, r.supply) * dt;
+        run.smPercentMs += r.supply * dt;
       }
     }
     track.lastUpdateMs = nowMs;
@@ -323,7 +342,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
 
   function refreshRates(track: GpuTrack, nowMs: number): void {
     // A pod that is not running yet (pulling, starting) asks for no compute.
-    const demands = track.residents.map((r) => (nowMs < r.startMs ? 0 : computeDemand(r.pod.computePercent, r.ordinal, nowMs, usage)));
+    const demands = track.residents.map((r) => (nowMs < r.startMs ? 0 : podComputeDemand(r.pod, r.ordinal, nowMs, usage)));
     const supplies = suppliesOf(track.residents, demands);
     track.residents.forEach((r, i) => {
       r.demand = demands[i] ?? 0;
@@ -331,9 +350,15 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     });
   }
 
-  function checkOvercommit(track: GpuTrack, nowMs: number): void {
+  function usedMiBOf(track: GpuTrack, nowMs: number): number {
     let usedMiB = settings.unmanagedMiB;
-    for (const r of track.residents) usedMiB += memoryUsedMiB(r.pod.memoryMiB, r.startMs, nowMs, usage);
+    for (const r of track.residents) usedMiB += podMemoryMiB(r.pod, r.startMs, nowMs, usage);
+    return usedMiB;
+  }
+
+  /** Counts a transition into memory over-commit; returns the memory really used on the GPU. */
+  function checkOvercommit(track: GpuTrack, nowMs: number): number {
+    const usedMiB = usedMiBOf(track, nowMs);
     const over = usedMiB > track.gpu.memoryMiB;
     if (over) {
       if (!track.overcommitted) {
@@ -349,6 +374,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
       for (const r of track.residents) affected.add(r.podKey);
     }
     track.overcommitted = over;
+    return usedMiB;
   }
 
   function arrive(pod: TracePod, ordinal: number, nowMs: number): void {
@@ -380,6 +406,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
       supply: 0,
       demandIntegral: 0,
       supplyIntegral: 0,
+      stretchIntegral: 0,
     };
     if (track.residents.length === 0) {
       track.inUseSinceMs = nowMs;
@@ -427,6 +454,14 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     track.past = track.past.filter((r) => r.endMs > nowMs - historyMs);
     const slowdown = resident.supplyIntegral > 0 ? Math.min(MAX_SLOWDOWN, resident.demandIntegral / resident.supplyIntegral) : MAX_SLOWDOWN;
     run.slowdowns.push({ podId: resident.pod.id, priority: resident.pod.priority, slowdown });
+    const requests = podRequests(resident.pod.workload, resident.pod.computePercent, {
+      demand: resident.demandIntegral,
+      supply: resident.supplyIntegral,
+      stretchedDemand: resident.stretchIntegral,
+    });
+    run.requests.offered += requests.offered;
+    run.requests.served += requests.served;
+    run.requests.responseSeconds += requests.responseSeconds;
     strategy.departed(podKey, SIMULATION_EPOCH_MS + nowMs);
     if (track.residents.length === 0) {
       gpuBusyMs += nowMs - track.inUseSinceMs;
@@ -440,7 +475,9 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
     for (const track of active) {
       integrate(track, nowMs);
       refreshRates(track, nowMs);
-      checkOvercommit(track, nowMs);
+      const usedMiB = checkOvercommit(track, nowMs);
+      run.memoryFractionMs += (usedMiB < track.gpu.memoryMiB ? usedMiB / track.gpu.memoryMiB : 1) * stepMs;
+      run.memorySampledMs += stepMs;
     }
     if (index % seriesEvery === 0) sample(run.series, nowMs);
     if (run.burstSeries !== null && burst !== null && nowMs >= burst.fromS * 1000 && nowMs <= burst.toS * 1000) sample(run.burstSeries, nowMs);
@@ -486,6 +523,7 @@ function simulateStrategy(strategy: PlacementStrategy, trace: Trace, gpus: reado
   const finalMs = stepIndex * stepMs;
   sample(run.series, finalMs);
 
+  run.spanS = finalMs / 1000;
   run.overcommitPods = affected.size;
   run.gpuHours = gpuBusyMs / 3_600_000;
   run.admittedPodHours = run.placements.reduce((sum, p) => sum + (p.endS - p.startS), 0) / 3600;

@@ -22,8 +22,23 @@ const tracePodSchema = z
     workload: z.string().min(1),
     /** Substring the GPU model must contain, or null. */
     gpuModel: z.string().min(1).nullable().default(null),
+    /** LLM servers: the part of memoryMiB that is KV cache, which fills after the weights have loaded. */
+    kvCacheMiB: z.number().int().min(0).optional(),
+    /** Seconds the KV cache takes to fill, from the end of the weight load (0: at once, as a server that preallocates it). */
+    kvGrowthS: z.number().min(0).optional(),
+    /**
+     * Bursty requests: time is cut into windows of windowS; each window is a burst with
+     * probability `share` and carries `factor` times the mean load; the other windows carry
+     * less, so the mean stays the asked share (share x factor must stay below 1).
+     */
+    burst: z
+      .object({ windowS: z.number().positive(), share: z.number().gt(0).lt(1), factor: z.number().min(1) })
+      .strict()
+      .refine((b) => b.share * b.factor < 1, { message: 'share x factor must be below 1, so the windows outside a burst keep a positive load' })
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((pod) => pod.kvCacheMiB === undefined || pod.kvCacheMiB <= pod.memoryMiB, { message: 'kvCacheMiB is part of memoryMiB and cannot exceed it', path: ['kvCacheMiB'] });
 
 const traceSchema = z
   .object({

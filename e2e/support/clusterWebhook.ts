@@ -42,6 +42,12 @@ export async function startClusterWebhook(opts: { node: string; exporterGpus: Gp
   const exporter = await startStandInExporter(opts.exporterGpus);
   const exporterPort = Number(new URL(exporter.url).port);
   api.create('nodes', readyNode(opts.node));
+  // The chart's MPS control daemon, Ready on the node: placement requires one (cluster.mpsDaemon).
+  api.create('pods', {
+    metadata: { name: 'mps-injector-mps-daemon-x7k2p', namespace: CLUSTER_NS, labels: { 'app.kubernetes.io/name': 'mps-injector', 'app.kubernetes.io/component': 'mps-daemon' } },
+    spec: { nodeName: opts.node, containers: [{ name: 'mps-control-daemon', image: 'cuda' }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
   api.create('pods', {
     metadata: { name: 'nvidia-dcgm-exporter-abcde', namespace: 'gpu-operator', labels: { app: 'nvidia-dcgm-exporter' } },
     spec: { nodeName: opts.node, containers: [{ name: 'exporter', image: 'dcgm-exporter' }] },

@@ -109,6 +109,12 @@ The webhook's configuration file: the user's config values plus what the chart d
 {{- $_ := set $c.server "clientCAFile" (ternary (printf "%s/%s" (include "mps-injector.clientCaDir" .) .Values.mutualTls.clientCA.key) "" .Values.mutualTls.enabled) -}}
 {{- $_ := set $c.cluster "enabled" true -}}
 {{- $_ := set $c.cluster "namespace" .Release.Namespace -}}
+{{- $daemon := $c.cluster.mpsDaemon -}}
+{{- $_ := set $daemon "required" (ternary .Values.mpsDaemon.enabled $daemon.required (kindIs "invalid" $daemon.required)) -}}
+{{- if not $daemon.namespace -}}{{- $_ := set $daemon "namespace" .Release.Namespace -}}{{- end -}}
+{{- if not $daemon.labelSelector -}}
+{{- $_ := set $daemon "labelSelector" (printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s,app.kubernetes.io/component=mps-daemon" (include "mps-injector.name" .) .Release.Name) -}}
+{{- end -}}
 {{- $certMode := ternary "self-managed" "files" (eq .Values.certificates.mode "self-managed") -}}
 {{- $certs := dict "mode" $certMode "secretName" (include "mps-injector.tlsSecretName" .) "serviceName" (include "mps-injector.fullname" .) "mutatingWebhookConfigurationName" (include "mps-injector.webhookConfigurationName" .) -}}
 {{- if eq .Values.certificates.mode "self-managed" -}}
