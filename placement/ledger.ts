@@ -56,12 +56,14 @@ interface PositionIndex {
   /** Ledger revision the snapshots reflect. */
   revision: number;
   snapshots: GpuReservationTotals[];
+  /** Position of each UUID in the list; null when a UUID repeats (then every refresh is a full one). */
+  positions: Map<string, number> | null;
 }
 
 /** Journal length that triggers a trim; indexes that fall behind the trimmed part refresh in full. */
 const JOURNAL_TRIM_AT = 4096;
-/** Up to this many changed GPUs, an index is patched by one scan of its list; beyond, refreshed in full. */
-const PATCH_MAX_CHANGES = 4;
+/** Up to this share of the list's length in changes, an index is patched change by change; beyond, refreshed in full. */
+const PATCH_MAX_SHARE = 0.25;
 
 const NO_RESERVATIONS: readonly Reservation[] = Object.freeze([]);
 const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
@@ -129,6 +131,17 @@ function validateInput(input: ReservationInput, origin: string): void {
   requireText(input.gpuUuid, 'gpuUuid', origin);
   requireAmount(input.memoryMiB, 'memoryMiB', origin);
   requireAmount(input.threadPercent, 'threadPercent', origin);
+}
+
+/** Position of each UUID in a GPU list, or null when one repeats. */
+function positionsOf(gpus: readonly { uuid: string }[]): Map<string, number> | null {
+  const positions = new Map<string, number>();
+  for (let i = 0; i < gpus.length; i++) {
+    const uuid = gpus[i]?.uuid ?? '';
+    if (positions.has(uuid)) return null;
+    positions.set(uuid, i);
+  }
+  return positions;
 }
 
 export class ReservationLedger implements LedgerView {
@@ -304,31 +317,27 @@ export class ReservationLedger implements LedgerView {
    * The per-GPU snapshot of each GPU of a list, by position: what totals() returns for it,
    * except that expiries are not applied, so check `nowMs < snapshot.nextExpiryMs` and call
    * totals() when it fails. O(list) on the first call for a list, then O(changes since the
-   * previous call). The list must not change after the first call (inventories are snapshots).
+   * previous call, each a map lookup). The list must not change after the first call (inventories are snapshots).
    */
   snapshotsFor(gpus: readonly { uuid: string }[]): readonly GpuReservationTotals[] {
     let index = this.indexes.get(gpus);
     if (index === undefined || index.snapshots.length !== gpus.length) {
-      index = { revision: -1, snapshots: new Array<GpuReservationTotals>(gpus.length) };
+      index = { revision: -1, snapshots: new Array<GpuReservationTotals>(gpus.length), positions: positionsOf(gpus) };
       this.indexes.set(gpus, index);
     }
     if (index.revision === this.revision) return index.snapshots;
 
     const snapshots = index.snapshots;
+    const positions = index.positions;
     const pending = index.revision < this.journalBase ? Infinity : this.journal.length - (index.revision - this.journalBase);
-    if (pending > PATCH_MAX_CHANGES) {
+    if (positions === null || pending > PATCH_MAX_SHARE * gpus.length) {
       for (let i = 0; i < gpus.length; i++) snapshots[i] = this.byGpu.get(gpus[i]?.uuid ?? '') ?? ZERO_TOTALS;
     } else {
-      // A handful of GPUs changed (the usual case: one admission since the last pass).
-      const changed = this.journal.slice(this.journal.length - pending);
-      for (let i = 0; i < gpus.length; i++) {
-        const uuid = gpus[i]?.uuid;
-        for (const changedUuid of changed) {
-          if (uuid === changedUuid) {
-            snapshots[i] = this.byGpu.get(changedUuid) ?? ZERO_TOTALS;
-            break;
-          }
-        }
+      // The GPUs changed since the last pass (the usual case: a few admissions and confirmations), each found by its position.
+      for (let j = this.journal.length - pending; j < this.journal.length; j++) {
+        const changedUuid = this.journal[j]!;
+        const position = positions.get(changedUuid);
+        if (position !== undefined) snapshots[position] = this.byGpu.get(changedUuid) ?? ZERO_TOTALS;
       }
     }
     index.revision = this.revision;
