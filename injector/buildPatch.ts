@@ -26,12 +26,16 @@ type Json = Record<string, unknown> | unknown[];
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null;
 const hasOwn = (o: Json, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
-const keysOf = (o: Json): string[] => (Array.isArray(o) ? Array.from({ length: o.length }, (_, i) => String(i)) : Object.keys(o));
+const keysOf = (o: Json): string[] => Object.keys(o);
 const valueAt = (o: Json, key: string): unknown => (o as Record<string, unknown>)[key];
 
 /** fast-json-patch's `_generate` (same operations, same order), without the deep clones. */
 function diffInto(before: Json, after: Json, path: string, operations: Operation[]): void {
   if (before === after) return;
+  if (Array.isArray(before) && Array.isArray(after)) {
+    diffArrays(before, after, path, operations);
+    return;
+  }
   const newKeys = keysOf(after);
   const oldKeys = keysOf(before);
   let deleted = false;
@@ -57,6 +61,28 @@ function diffInto(before: Json, after: Json, path: string, operations: Operation
   for (const key of newKeys) {
     const value = valueAt(after, key);
     if (!hasOwn(before, key) && value !== undefined) operations.push({ op: 'add', path: `${path}/${jsonPatch.escapePathComponent(key)}`, value });
+  }
+}
+
+/** The array case of diffInto for dense (parsed JSON) arrays, by index: no key strings for elements that did not change. */
+function diffArrays(before: unknown[], after: unknown[], path: string, operations: Operation[]): void {
+  let deleted = false;
+  for (let i = before.length - 1; i >= 0; i--) {
+    const oldVal = before[i];
+    if (i < after.length) {
+      const newVal = after[i];
+      if (oldVal === newVal) continue;
+      if (isObject(oldVal) && isObject(newVal) && Array.isArray(oldVal) === Array.isArray(newVal)) diffInto(oldVal, newVal, `${path}/${i}`, operations);
+      else operations.push({ op: 'replace', path: `${path}/${i}`, value: newVal === undefined ? null : newVal });
+    } else {
+      operations.push({ op: 'remove', path: `${path}/${i}` });
+      deleted = true;
+    }
+  }
+  if (!deleted && after.length === before.length) return;
+  for (let i = before.length; i < after.length; i++) {
+    const value = after[i];
+    if (value !== undefined) operations.push({ op: 'add', path: `${path}/${i}`, value });
   }
 }
 
