@@ -149,7 +149,8 @@ export class ReservationLedger implements LedgerView {
   private readonly newId: () => string;
   private readonly byId = new Map<string, Reservation>();
   private readonly byGpu = new Map<string, GpuReservationTotals>();
-  private readonly byPod = new Map<string, Set<string>>();
+  /** Ids held per pod key: the id itself for the usual one, a Set only for a pod holding several (saves a Set per live pod). */
+  private readonly byPod = new Map<string, string | Set<string>>();
   /** Ids of reservations that can expire (pending with an expiry). */
   private readonly expiring = new Set<string>();
   /** Earliest expiry over `expiring`; recomputed lazily once the reservation holding it leaves. */
@@ -204,9 +205,8 @@ export class ReservationLedger implements LedgerView {
     const bound = pod === undefined || (current.podKey === pod.podKey && current.podUid === pod.podUid);
     if (current.state === ReservationState.Confirmed && bound) return true;
     if (current.state !== ReservationState.Confirmed && !isLive(current, nowMs)) return false;
-    this.remove(current);
     // A pod created from a generateName gets its real name here: the ledger keys it by that from now on.
-    this.add(Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null, ...(pod === undefined ? {} : { podKey: pod.podKey, podUid: pod.podUid }) }));
+    this.replace(current, Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null, ...(pod === undefined ? {} : { podKey: pod.podKey, podUid: pod.podUid }) }));
     return true;
   }
 
@@ -219,8 +219,7 @@ export class ReservationLedger implements LedgerView {
     const current = this.byId.get(id);
     if (current === undefined) return false;
     if ((current.runningSinceMs ?? null) === runningSinceMs) return true;
-    this.remove(current);
-    this.add(Object.freeze({ ...current, runningSinceMs }));
+    this.replace(current, Object.freeze({ ...current, runningSinceMs }));
     return true;
   }
 
@@ -237,7 +236,7 @@ export class ReservationLedger implements LedgerView {
     const ids = this.byPod.get(podKey);
     if (ids === undefined) return [];
     const released: Reservation[] = [];
-    for (const id of [...ids]) {
+    for (const id of typeof ids === 'string' ? [ids] : [...ids]) {
       const r = this.release(id);
       if (r !== null) released.push(r);
     }
@@ -270,10 +269,11 @@ export class ReservationLedger implements LedgerView {
       );
     }
     const existing = this.byId.get(reservation.id);
-    if (existing !== undefined) this.remove(existing);
     // A durable record knows nothing of the pod's containers: keep what the pod watch reported.
     const runningSinceMs = reservation.runningSinceMs !== undefined ? reservation.runningSinceMs : (existing?.runningSinceMs ?? null);
-    this.add(Object.freeze({ ...reservation, runningSinceMs }));
+    const next: Reservation = Object.freeze({ ...reservation, runningSinceMs });
+    if (existing !== undefined) this.replace(existing, next);
+    else this.add(next);
   }
 
   /** The stored reservation with this id (even one past expiry that expire() has not dropped yet), or null. */
@@ -286,7 +286,7 @@ export class ReservationLedger implements LedgerView {
     const ids = this.byPod.get(podKey);
     if (ids === undefined) return [];
     const held: Reservation[] = [];
-    for (const id of ids) {
+    for (const id of typeof ids === 'string' ? [ids] : ids) {
       const r = this.byId.get(id);
       if (r !== undefined) held.push(r);
     }
@@ -380,38 +380,78 @@ export class ReservationLedger implements LedgerView {
   }
 
   private add(reservation: Reservation): void {
+    this.index(reservation);
+    const book = this.byGpu.get(reservation.gpuUuid);
+    this.setSnapshot(reservation.gpuUuid, book === undefined ? [reservation] : [...book.reservations, reservation]);
+  }
+
+  private remove(reservation: Reservation): void {
+    this.unindex(reservation);
+    const book = this.byGpu.get(reservation.gpuUuid);
+    if (book !== undefined) this.setSnapshot(reservation.gpuUuid, without(book.reservations, reservation.id));
+  }
+
+  /** remove(current) then add(next), with one snapshot rebuild (not two) when the GPU is the same. */
+  private replace(current: Reservation, next: Reservation): void {
+    if (current.gpuUuid !== next.gpuUuid) {
+      this.remove(current);
+      this.add(next);
+      return;
+    }
+    this.unindex(current);
+    this.index(next);
+    const book = this.byGpu.get(next.gpuUuid);
+    this.setSnapshot(next.gpuUuid, book === undefined ? [next] : replaced(book.reservations, current.id, next));
+  }
+
+  /** byId, byPod and the expiry set, without the per-GPU snapshot. */
+  private index(reservation: Reservation): void {
     this.byId.set(reservation.id, reservation);
 
-    let pods = this.byPod.get(reservation.podKey);
-    if (pods === undefined) {
-      pods = new Set();
-      this.byPod.set(reservation.podKey, pods);
-    }
-    pods.add(reservation.id);
+    const pods = this.byPod.get(reservation.podKey);
+    if (pods === undefined || pods === reservation.id) this.byPod.set(reservation.podKey, reservation.id);
+    else if (typeof pods === 'string') this.byPod.set(reservation.podKey, new Set([pods, reservation.id]));
+    else pods.add(reservation.id);
 
     const expiry = expiryOf(reservation);
     if (expiry !== Infinity) {
       this.expiring.add(reservation.id);
       if (expiry < this.earliestExpiryMs) this.earliestExpiryMs = expiry;
     }
-
-    const book = this.byGpu.get(reservation.gpuUuid);
-    this.setSnapshot(reservation.gpuUuid, book === undefined ? [reservation] : [...book.reservations, reservation]);
   }
 
-  private remove(reservation: Reservation): void {
+  private unindex(reservation: Reservation): void {
     this.byId.delete(reservation.id);
 
     const pods = this.byPod.get(reservation.podKey);
-    if (pods !== undefined) {
+    if (pods === reservation.id) this.byPod.delete(reservation.podKey);
+    else if (typeof pods === 'object') {
       pods.delete(reservation.id);
       if (pods.size === 0) this.byPod.delete(reservation.podKey);
     }
 
     const expiry = expiryOf(reservation);
     if (this.expiring.delete(reservation.id) && expiry <= this.earliestExpiryMs) this.earliestExpiryStale = true;
-
-    const book = this.byGpu.get(reservation.gpuUuid);
-    if (book !== undefined) this.setSnapshot(reservation.gpuUuid, book.reservations.filter((r) => r.id !== reservation.id));
   }
+}
+
+/** A copy of a GPU's list without one id. */
+function without(reservations: readonly Reservation[], id: string): Reservation[] {
+  const kept: Reservation[] = [];
+  for (const r of reservations) if (r.id !== id) kept.push(r);
+  return kept;
+}
+
+/** A copy of a GPU's list with the reservation of one id replaced in place (appended if absent). */
+function replaced(reservations: readonly Reservation[], id: string, next: Reservation): Reservation[] {
+  const list: Reservation[] = [];
+  let found = false;
+  for (const r of reservations) {
+    if (r.id === id) {
+      list.push(next);
+      found = true;
+    } else list.push(r);
+  }
+  if (!found) list.push(next);
+  return list;
 }
