@@ -32,6 +32,7 @@ import type { SlotRequest } from '../placement/types.js';
 import { benchIngestion, printRows } from './ingestion.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { summariseProfile } from './summariseProfile.js';
+import { LARGE_POD_KINDS, largePod, smallPod } from './largePods.js';
 import type { CpuProfile } from './summariseProfile.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -338,6 +339,36 @@ async function benchPipelineStages(calls: number): Promise<Record<string, number
   return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(median(v).toFixed(1))]));
 }
 
+/** In-process admission of very large pods against a small one: median µs and patch bytes each. */
+async function benchLargePods(runs: number): Promise<{ kind: string; us: number; ratio: number; patchBytes: number; patchRatio: number }[]> {
+  const nowMs = Date.now();
+  const config = buildConfig({ placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 } });
+  const inventory: GpuInventory = { gpus: syntheticGpus(100, 8, nowMs), nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
+  const keys = randomKeyRing();
+  const measure = (make: () => Pod): { us: number; patchBytes: number } => {
+    const times: number[] = [];
+    let patchBytes = 0;
+    for (let i = 0; i < runs; i++) {
+      const pod = make();
+      const ledger = new ReservationLedger({ ttlMs: 10_000 });
+      const t0 = performance.now();
+      const a = admitPod({ pod, namespace: 'bench', requestUid: `u-${i}`, dryRun: false }, { config, inventory, ledger, nowMs, keys });
+      times.push((performance.now() - t0) * 1000);
+      if (a.outcome !== 'mutated') throw new Error(`bench pod not mutated: ${a.outcome}`);
+      patchBytes = JSON.stringify(a.patch).length;
+    }
+    return { us: median(times), patchBytes };
+  };
+  const small = measure(smallPod);
+  return [
+    { kind: 'small pod', us: small.us, ratio: 1, patchBytes: small.patchBytes, patchRatio: 1 },
+    ...LARGE_POD_KINDS.map((kind) => {
+      const large = measure(() => largePod(kind));
+      return { kind, us: large.us, ratio: large.us / small.us, patchBytes: large.patchBytes, patchRatio: large.patchBytes / small.patchBytes };
+    }),
+  ];
+}
+
 /** Median parse time of a realistic 10-family scrape: a fresh parser each time, and one reused as the sources do. */
 function benchParse(nodes: number, runs: number): { freshMs: number; reusedMs: number; megabytes: number } {
   const nowMs = Date.now();
@@ -436,6 +467,7 @@ async function main(): Promise<void> {
   const parse = benchParse(1000, 5);
   const ingestion = await benchIngestion();
   const stages = await benchPipelineStages(3000);
+  const largePods = await benchLargePods(41);
   const adm = await benchAdmission(setup, rounds, seconds);
 
   const small = adm.sizes[0]!;
@@ -463,6 +495,7 @@ async function main(): Promise<void> {
     dcgmParse: { ms_8000_gpus: parse.freshMs, ms_8000_gpus_reused_parser: parse.reusedMs, megabytes: parse.megabytes },
     admissionOutcomes: adm.outcomes,
     pipelineStages_us: stages,
+    largePods,
     rss_mb: Math.max(...adm.sizes.map((x) => x.rssMb)),
     ingestion: ingestion.results,
   };
@@ -487,6 +520,11 @@ async function main(): Promise<void> {
     ...[100, 1000, 10000].map((n): [string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)}`, n === 10000 ? `p99 < 1 ms: ${ok(chooseSlotP99[n]! < 1)}` : '']),
     ['DCGM parse, 8000 GPUs', `${parse.freshMs.toFixed(1)} ms fresh, ${parse.reusedMs.toFixed(1)} ms reused parser (${parse.megabytes.toFixed(1)} MB)`, `< 200 ms: ${ok(parse.freshMs < 200)}`],
     ['webhook peak RSS under load', `${results.rss_mb.toFixed(1)} MB`, `< 150 MB: ${ok(results.rss_mb < 150)}`],
+    ...largePods.slice(1).map((x): [string, string, string] => [
+      `admission in-process, pod with ${x.kind}`,
+      `${x.us.toFixed(0)} µs (${x.ratio.toFixed(2)}x a small pod's ${largePods[0]!.us.toFixed(0)} µs); patch ${x.patchBytes} B (${x.patchRatio.toFixed(2)}x)`,
+      `<= 3x: ${ok(x.ratio <= 3)}`,
+    ]),
     ['one admission in-process, median µs', Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', '), ''],
   ];
   const table = [
