@@ -359,6 +359,9 @@ async function benchLargePods(runs: number): Promise<{ kind: string; us: number;
     }
     return { us: median(times), patchBytes };
   };
+  // Untimed warm-up of every kind first, so the JIT does not count against whichever runs first.
+  measure(smallPod);
+  for (const kind of LARGE_POD_KINDS) measure(() => largePod(kind));
   const small = measure(smallPod);
   return [
     { kind: 'small pod', us: small.us, ratio: 1, patchBytes: small.patchBytes, patchRatio: 1 },
@@ -519,7 +522,7 @@ async function main(): Promise<void> {
     ['admission errors / non-2xx', adm.sizes.map((x) => `${x.admission16.errors + (x.admission64?.errors ?? 0)} / ${x.admission16.non2xx + (x.admission64?.non2xx ?? 0)}`).join(', '), `0 / 0: ${ok(adm.sizes.every((x) => x.admission16.errors + x.admission16.non2xx + (x.admission64?.errors ?? 0) + (x.admission64?.non2xx ?? 0) === 0))}`],
     ...[100, 1000, 10000].map((n): [string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)}`, n === 10000 ? `p99 < 1 ms: ${ok(chooseSlotP99[n]! < 1)}` : '']),
     ['DCGM parse, 8000 GPUs', `${parse.freshMs.toFixed(1)} ms fresh, ${parse.reusedMs.toFixed(1)} ms reused parser (${parse.megabytes.toFixed(1)} MB)`, `< 200 ms: ${ok(parse.freshMs < 200)}`],
-    ['webhook peak RSS under load', `${results.rss_mb.toFixed(1)} MB`, `< 150 MB: ${ok(results.rss_mb < 150)}`],
+    ['webhook peak RSS under load', adm.sizes.map((x) => `${x.rssMb.toFixed(0)} MB at ${x.live / 1000}k live`).join(', '), `< 150 MB at 1k live: ${ok(small.rssMb < 150)}`],
     ...largePods.slice(1).map((x): [string, string, string] => [
       `admission in-process, pod with ${x.kind}`,
       `${x.us.toFixed(0)} µs (${x.ratio.toFixed(2)}x a small pod's ${largePods[0]!.us.toFixed(0)} µs); patch ${x.patchBytes} B (${x.patchRatio.toFixed(2)}x)`,
