@@ -48,4 +48,27 @@ describe('buildPatch', () => {
     const { newDocument } = jsonPatch.applyPatch(structuredClone(original), buildPatch(original, mutated), true, false);
     expect(newDocument).toEqual(mutated);
   });
+
+  test('gives the same operations, in the same order, as fast-json-patch compare', () => {
+    const cases: [Pod, Pod][] = [
+      [{ metadata: { name: 'p', labels: { a: '1', b: '2' } }, spec: { containers: [{ name: 'a', args: ['x', 'y', 'z'] }] } }, { metadata: { name: 'p', labels: { b: '3', c: '4' } }, spec: { containers: [{ name: 'a', args: ['x'] }] } }],
+      [{ spec: { containers: [{ name: 'a', env: [{ name: 'A', value: '1' }] }], volumes: [] } }, { spec: { containers: [{ name: 'a', env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] }, { name: 'b' }] } }],
+      [{ metadata: { annotations: { x: '1' } }, spec: { containers: [] } }, { metadata: { annotations: [] as unknown as Record<string, string> }, spec: { containers: [], nodeSelector: { n: 'a' } } }],
+    ];
+    for (const [before, after] of cases) expect(buildPatch(before, after)).toEqual(jsonPatch.compare(before, after));
+  });
+
+  test('the patch for a large pod is proportional to what changed, not to the pod', () => {
+    const env = Array.from({ length: 5000 }, (_, i) => ({ name: `V${i}`, value: 'x'.repeat(20) }));
+    const original: Pod = { metadata: { name: 'p', annotations: { big: 'a'.repeat(1 << 20) } }, spec: { containers: [{ name: 'a', env }] } };
+    const mutated: Pod = {
+      metadata: { name: 'p', annotations: { ...original.metadata!.annotations, added: 'v' } },
+      spec: { containers: [{ name: 'a', env: [...env, { name: 'NEW', value: '1' }] }] },
+    };
+    const patch = buildPatch(original, mutated);
+    expect(patch).toEqual([
+      { op: 'add', path: '/spec/containers/0/env/5000', value: { name: 'NEW', value: '1' } },
+      { op: 'add', path: '/metadata/annotations/added', value: 'v' },
+    ]);
+  });
 });

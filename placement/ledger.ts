@@ -58,12 +58,14 @@ interface PositionIndex {
   /** Ledger revision the snapshots reflect. */
   revision: number;
   snapshots: GpuReservationTotals[];
+  /** Position of each UUID in the list; null when a UUID repeats (then every refresh is a full one). */
+  positions: Map<string, number> | null;
 }
 
 /** Journal length that triggers a trim; indexes that fall behind the trimmed part refresh in full. */
 const JOURNAL_TRIM_AT = 4096;
-/** Up to this many changed GPUs, an index is patched by one scan of its list; beyond, refreshed in full. */
-const PATCH_MAX_CHANGES = 4;
+/** Up to this share of the list's length in changes, an index is patched change by change; beyond, refreshed in full. */
+const PATCH_MAX_SHARE = 0.25;
 
 const NO_RESERVATIONS: readonly Reservation[] = Object.freeze([]);
 const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
@@ -137,12 +139,24 @@ function validateInput(input: ReservationInput, origin: string): void {
   requireAmount(input.threadPercent, 'threadPercent', origin);
 }
 
+/** Position of each UUID in a GPU list, or null when one repeats. */
+function positionsOf(gpus: readonly { uuid: string }[]): Map<string, number> | null {
+  const positions = new Map<string, number>();
+  for (let i = 0; i < gpus.length; i++) {
+    const uuid = gpus[i]?.uuid ?? '';
+    if (positions.has(uuid)) return null;
+    positions.set(uuid, i);
+  }
+  return positions;
+}
+
 export class ReservationLedger implements LedgerView {
   private readonly ttlMs: number;
   private readonly newId: () => string;
   private readonly byId = new Map<string, Reservation>();
   private readonly byGpu = new Map<string, GpuReservationTotals>();
-  private readonly byPod = new Map<string, Set<string>>();
+  /** Ids held per pod key: the id itself for the usual one, a Set only for a pod holding several (saves a Set per live pod). */
+  private readonly byPod = new Map<string, string | Set<string>>();
   /** Ids of reservations that can expire (pending with an expiry). */
   private readonly expiring = new Set<string>();
   /** Earliest expiry over `expiring`; recomputed lazily once the reservation holding it leaves. */
@@ -197,9 +211,8 @@ export class ReservationLedger implements LedgerView {
     const bound = pod === undefined || (current.podKey === pod.podKey && current.podUid === pod.podUid);
     if (current.state === ReservationState.Confirmed && bound) return true;
     if (current.state !== ReservationState.Confirmed && !isLive(current, nowMs)) return false;
-    this.remove(current);
     // A pod created from a generateName gets its real name here: the ledger keys it by that from now on.
-    this.add(Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null, ...(pod === undefined ? {} : { podKey: pod.podKey, podUid: pod.podUid }) }));
+    this.replace(current, Object.freeze({ ...current, state: ReservationState.Confirmed, expiresAtMs: null, ...(pod === undefined ? {} : { podKey: pod.podKey, podUid: pod.podUid }) }));
     return true;
   }
 
@@ -212,8 +225,7 @@ export class ReservationLedger implements LedgerView {
     const current = this.byId.get(id);
     if (current === undefined) return false;
     if ((current.runningSinceMs ?? null) === runningSinceMs) return true;
-    this.remove(current);
-    this.add(Object.freeze({ ...current, runningSinceMs }));
+    this.replace(current, Object.freeze({ ...current, runningSinceMs }));
     return true;
   }
 
@@ -230,7 +242,7 @@ export class ReservationLedger implements LedgerView {
     const ids = this.byPod.get(podKey);
     if (ids === undefined) return [];
     const released: Reservation[] = [];
-    for (const id of [...ids]) {
+    for (const id of typeof ids === 'string' ? [ids] : [...ids]) {
       const r = this.release(id);
       if (r !== null) released.push(r);
     }
@@ -263,10 +275,11 @@ export class ReservationLedger implements LedgerView {
       );
     }
     const existing = this.byId.get(reservation.id);
-    if (existing !== undefined) this.remove(existing);
     // A durable record knows nothing of the pod's containers: keep what the pod watch reported.
     const runningSinceMs = reservation.runningSinceMs !== undefined ? reservation.runningSinceMs : (existing?.runningSinceMs ?? null);
-    this.add(Object.freeze({ ...reservation, runningSinceMs }));
+    const next: Reservation = Object.freeze({ ...reservation, runningSinceMs });
+    if (existing !== undefined) this.replace(existing, next);
+    else this.add(next);
   }
 
   /** The stored reservation with this id (even one past expiry that expire() has not dropped yet), or null. */
@@ -279,7 +292,7 @@ export class ReservationLedger implements LedgerView {
     const ids = this.byPod.get(podKey);
     if (ids === undefined) return [];
     const held: Reservation[] = [];
-    for (const id of ids) {
+    for (const id of typeof ids === 'string' ? [ids] : ids) {
       const r = this.byId.get(id);
       if (r !== undefined) held.push(r);
     }
@@ -310,31 +323,27 @@ export class ReservationLedger implements LedgerView {
    * The per-GPU snapshot of each GPU of a list, by position: what totals() returns for it,
    * except that expiries are not applied, so check `nowMs < snapshot.nextExpiryMs` and call
    * totals() when it fails. O(list) on the first call for a list, then O(changes since the
-   * previous call). The list must not change after the first call (inventories are snapshots).
+   * previous call, each a map lookup). The list must not change after the first call (inventories are snapshots).
    */
   snapshotsFor(gpus: readonly { uuid: string }[]): readonly GpuReservationTotals[] {
     let index = this.indexes.get(gpus);
     if (index === undefined || index.snapshots.length !== gpus.length) {
-      index = { revision: -1, snapshots: new Array<GpuReservationTotals>(gpus.length) };
+      index = { revision: -1, snapshots: new Array<GpuReservationTotals>(gpus.length), positions: positionsOf(gpus) };
       this.indexes.set(gpus, index);
     }
     if (index.revision === this.revision) return index.snapshots;
 
     const snapshots = index.snapshots;
+    const positions = index.positions;
     const pending = index.revision < this.journalBase ? Infinity : this.journal.length - (index.revision - this.journalBase);
-    if (pending > PATCH_MAX_CHANGES) {
+    if (positions === null || pending > PATCH_MAX_SHARE * gpus.length) {
       for (let i = 0; i < gpus.length; i++) snapshots[i] = this.byGpu.get(gpus[i]?.uuid ?? '') ?? ZERO_TOTALS;
     } else {
-      // A handful of GPUs changed (the usual case: one admission since the last pass).
-      const changed = this.journal.slice(this.journal.length - pending);
-      for (let i = 0; i < gpus.length; i++) {
-        const uuid = gpus[i]?.uuid;
-        for (const changedUuid of changed) {
-          if (uuid === changedUuid) {
-            snapshots[i] = this.byGpu.get(changedUuid) ?? ZERO_TOTALS;
-            break;
-          }
-        }
+      // The GPUs changed since the last pass (the usual case: a few admissions and confirmations), each found by its position.
+      for (let j = this.journal.length - pending; j < this.journal.length; j++) {
+        const changedUuid = this.journal[j]!;
+        const position = positions.get(changedUuid);
+        if (position !== undefined) snapshots[position] = this.byGpu.get(changedUuid) ?? ZERO_TOTALS;
       }
     }
     index.revision = this.revision;
@@ -377,38 +386,78 @@ export class ReservationLedger implements LedgerView {
   }
 
   private add(reservation: Reservation): void {
+    this.index(reservation);
+    const book = this.byGpu.get(reservation.gpuUuid);
+    this.setSnapshot(reservation.gpuUuid, book === undefined ? [reservation] : [...book.reservations, reservation]);
+  }
+
+  private remove(reservation: Reservation): void {
+    this.unindex(reservation);
+    const book = this.byGpu.get(reservation.gpuUuid);
+    if (book !== undefined) this.setSnapshot(reservation.gpuUuid, without(book.reservations, reservation.id));
+  }
+
+  /** remove(current) then add(next), with one snapshot rebuild (not two) when the GPU is the same. */
+  private replace(current: Reservation, next: Reservation): void {
+    if (current.gpuUuid !== next.gpuUuid) {
+      this.remove(current);
+      this.add(next);
+      return;
+    }
+    this.unindex(current);
+    this.index(next);
+    const book = this.byGpu.get(next.gpuUuid);
+    this.setSnapshot(next.gpuUuid, book === undefined ? [next] : replaced(book.reservations, current.id, next));
+  }
+
+  /** byId, byPod and the expiry set, without the per-GPU snapshot. */
+  private index(reservation: Reservation): void {
     this.byId.set(reservation.id, reservation);
 
-    let pods = this.byPod.get(reservation.podKey);
-    if (pods === undefined) {
-      pods = new Set();
-      this.byPod.set(reservation.podKey, pods);
-    }
-    pods.add(reservation.id);
+    const pods = this.byPod.get(reservation.podKey);
+    if (pods === undefined || pods === reservation.id) this.byPod.set(reservation.podKey, reservation.id);
+    else if (typeof pods === 'string') this.byPod.set(reservation.podKey, new Set([pods, reservation.id]));
+    else pods.add(reservation.id);
 
     const expiry = expiryOf(reservation);
     if (expiry !== Infinity) {
       this.expiring.add(reservation.id);
       if (expiry < this.earliestExpiryMs) this.earliestExpiryMs = expiry;
     }
-
-    const book = this.byGpu.get(reservation.gpuUuid);
-    this.setSnapshot(reservation.gpuUuid, book === undefined ? [reservation] : [...book.reservations, reservation]);
   }
 
-  private remove(reservation: Reservation): void {
+  private unindex(reservation: Reservation): void {
     this.byId.delete(reservation.id);
 
     const pods = this.byPod.get(reservation.podKey);
-    if (pods !== undefined) {
+    if (pods === reservation.id) this.byPod.delete(reservation.podKey);
+    else if (typeof pods === 'object') {
       pods.delete(reservation.id);
       if (pods.size === 0) this.byPod.delete(reservation.podKey);
     }
 
     const expiry = expiryOf(reservation);
     if (this.expiring.delete(reservation.id) && expiry <= this.earliestExpiryMs) this.earliestExpiryStale = true;
-
-    const book = this.byGpu.get(reservation.gpuUuid);
-    if (book !== undefined) this.setSnapshot(reservation.gpuUuid, book.reservations.filter((r) => r.id !== reservation.id));
   }
+}
+
+/** A copy of a GPU's list without one id. */
+function without(reservations: readonly Reservation[], id: string): Reservation[] {
+  const kept: Reservation[] = [];
+  for (const r of reservations) if (r.id !== id) kept.push(r);
+  return kept;
+}
+
+/** A copy of a GPU's list with the reservation of one id replaced in place (appended if absent). */
+function replaced(reservations: readonly Reservation[], id: string, next: Reservation): Reservation[] {
+  const list: Reservation[] = [];
+  let found = false;
+  for (const r of reservations) {
+    if (r.id === id) {
+      list.push(next);
+      found = true;
+    } else list.push(r);
+  }
+  if (!found) list.push(next);
+  return list;
 }
