@@ -11,8 +11,10 @@ import type { GpuInventory } from '../dcgm/inventory.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
 import type { Reservation, SlotChoice } from '../placement/types.js';
+import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
+import { podShapeProblem } from '../injector/podShape.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 
 export const AdmissionOutcome = {
@@ -52,21 +54,31 @@ export interface AdmitContext {
 /** Reservation id written on dry-run admissions, where nothing is reserved. */
 export const DRY_RUN_RESERVATION = 'dry-run';
 
+const invalid = (message: string): PodAdmission => ({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message });
+
 export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
   const { config } = ctx;
+  const shapeProblem = podShapeProblem(req.pod);
+  if (shapeProblem !== null) return invalid(`mps-injector: ${shapeProblem}`);
   let intent;
   try {
     intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config });
   } catch (err) {
-    if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
+    if (err instanceof InvalidPodError) return invalid(err.message);
     throw err;
   }
 
   if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
 
+  const selected = intent.kind === 'reinject' ? intent.recorded.containers : intent.containers;
+  const tooMany = gpuContainerLimitProblem(selected, config.injection.maxGpuContainers);
+  if (tooMany !== null) return invalid(tooMany);
+
   if (intent.kind === 'reinject') {
     const { choice, reservationId, containers } = intent.recorded;
     const injected = injectPod(req.pod, choice, reservationId, containers, config.injection);
+    const tooLarge = annotationLimitProblem(req.pod, injected.pod);
+    if (tooLarge !== null) return invalid(tooLarge);
     return {
       outcome: AdmissionOutcome.Mutated,
       patch: buildPatch(req.pod, injected.pod),
@@ -93,6 +105,12 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
 
   const reservationId = reservation?.id ?? DRY_RUN_RESERVATION;
   const injected = injectPod(req.pod, decision, reservationId, intent.containers, config.injection);
+  const tooLarge = annotationLimitProblem(req.pod, injected.pod);
+  if (tooLarge !== null) {
+    // Refused after the choice (the annotations record it): give the capacity back at once.
+    if (reservation !== null) ctx.ledger.release(reservation.id);
+    return invalid(tooLarge);
+  }
   return {
     outcome: AdmissionOutcome.Mutated,
     patch: buildPatch(req.pod, injected.pod),

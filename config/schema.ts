@@ -110,6 +110,8 @@ export const configSchema = z
         setVisibleDevices: z.boolean().default(true),
         /** Tolerations added to every injected pod (not duplicated). */
         tolerations: z.array(toleration).default([]),
+        /** A pod that selects more containers for the GPU is refused: each is an MPS client, and a GPU serves at most 48. */
+        maxGpuContainers: z.number().int().min(1).max(48).default(48),
         initContainer: z
           .object({
             image: z.string().min(1).default('busybox:1.36'),

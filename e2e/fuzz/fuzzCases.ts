@@ -362,7 +362,7 @@ const MUTATIONS: { name: string; weight: number; apply: (b: CaseBuilder) => stri
       else if (which === 1) b.review.kind = b.pick(['Admissionreview', 'x'.repeat(200_000)]);
       else if (which === 2 && request !== null) request.operation = b.pick(['UPDATE', 'DELETE', 'CONNECT', 'create', '']);
       else if (which === 3 && request !== null) request.dryRun = b.pick([true, 'true', 1]);
-      else if (which === 4 && request !== null) request.kind = b.pick([{ group: '', version: 'v1', kind: 'Pod' }, { group: 'apps', version: 'v1', kind: 'Pod' }, { kind: 'Deployment' }]);
+      else if (which === 4 && request !== null) request.kind = b.pick<Json>([{ group: '', version: 'v1', kind: 'Pod' }, { group: 'apps', version: 'v1', kind: 'Pod' }, { kind: 'Deployment' }]);
       else if (request !== null) request.uid = b.pick(['', 'x'.repeat(100_000), 'ü-uid']);
       else return null;
       return `envelope change ${which}`;
