@@ -111,12 +111,17 @@ test(`${CASES} mutated reviews (seed ${SEED}) get a 4xx with a message or a revi
 
   const counts = [...outcomes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`);
   process.stdout.write(`fuzz: ${CASES} cases, seed ${SEED}, ${seconds.toFixed(1)} s; outcomes: ${counts.join(', ')}; failures: ${failures.length}\n`);
-  const kinds = new Map<string, number>();
+  // Failures by kind, each with its first case: reproduce one with FUZZ_SEED and the case's index.
+  const kinds = new Map<string, { count: number; first: Failure }>();
   for (const f of failures) {
     const kind = f.problem.replace(/\d+/g, 'N').slice(0, 90);
-    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    const entry = kinds.get(kind) ?? { count: 0, first: f };
+    entry.count += 1;
+    kinds.set(kind, entry);
   }
-  for (const [kind, n] of [...kinds].sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${n} x ${kind}\n`);
+  for (const [kind, { count, first }] of [...kinds].sort((a, b) => b[1].count - a[1].count)) {
+    process.stdout.write(`  ${count} x ${kind}\n    first: case ${first.index} (${first.mutations.join('; ').slice(0, 300)})\n`);
+  }
   const health = await httpsRequest(webhook.port, certs.caPem, { path: '/healthz' });
   expect(health.status).toBe(200);
   expect(failures.slice(0, 20)).toEqual([]);

@@ -43,7 +43,8 @@ function showPath(path: readonly Step[]): string {
 const required =
   (type: 'string' | 'number', what: string): Check =>
   (value, path, problems) => {
-    if (typeof value !== type || (type === 'number' && !Number.isFinite(value))) problems.push(`${showPath(path)} must be ${what}, not ${kindOf(value)}`);
+    if (value === undefined) problems.push(`${showPath(path)} is missing: it must be ${what}`);
+    else if (typeof value !== type || (type === 'number' && !Number.isFinite(value))) problems.push(`${showPath(path)} must be ${what}, not ${kindOf(value)}`);
   };
 
 /** Absent or null, or else what `check` accepts. */
@@ -63,7 +64,6 @@ const object =
     for (const key in fields) {
       if (problems.length >= MAX_PROBLEMS) return;
       const field = Object.hasOwn(value, key) ? value[key] : undefined;
-      if (field === undefined) continue;
       path.push(key);
       fields[key]!(field, path, problems);
       path.pop();

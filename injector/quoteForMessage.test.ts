@@ -1,4 +1,4 @@
-import { listForMessage, quoteForMessage } from './quoteForMessage.js';
+import { describeForMessage, listForMessage, quoteForMessage } from './quoteForMessage.js';
 
 test('short text is quoted as it is', () => {
   expect(quoteForMessage('8Gi')).toBe('"8Gi"');
@@ -21,4 +21,14 @@ test('lists show at most ten names, then how many more', () => {
   const names = Array.from({ length: 40_000 }, (_, i) => `c-${i}`);
   const listed = listForMessage(names);
   expect(listed).toBe(`${names.slice(0, 10).map((n) => `"${n}"`).join(', ')} and 39990 more`);
+});
+
+test('values of any type are described without printing objects or long strings', () => {
+  expect(describeForMessage('admission.k8s.io/v2')).toBe('"admission.k8s.io/v2"');
+  expect(describeForMessage(5)).toBe('5');
+  expect(describeForMessage(null)).toBe('null');
+  expect(describeForMessage(undefined)).toBe('nothing');
+  expect(describeForMessage({ a: 1 })).toBe('an object');
+  expect(describeForMessage([1])).toBe('a list');
+  expect(describeForMessage('x'.repeat(200_000))).toBe(`"${'x'.repeat(100)}…" (200000 characters)`);
 });

@@ -31,21 +31,21 @@ const review = (uid: string): string =>
 interface Harness {
   url: string;
   deps: WebhookAppDeps;
-  state: { ready: boolean; draining: boolean; fail: boolean };
+  state: { ready: boolean; draining: boolean; fail: boolean; failMessage: string };
   close: () => Promise<void>;
 }
 
 async function start(): Promise<Harness> {
   const config = buildConfig({ server: { maxBodyBytes: 4096 } });
   const ledger = new ReservationLedger({ ttlMs: 60_000 });
-  const state = { ready: false, draining: false, fail: false };
+  const state = { ready: false, draining: false, fail: false, failMessage: 'inventory exploded' };
   const deps: WebhookAppDeps = {
     config,
     logger: pino({ level: 'silent' }),
     metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW }, { processMetrics: false }),
     store: new LocalReservationStore(),
     admitContext: (): AdmitContext => {
-      if (state.fail) throw new Error('inventory exploded');
+      if (state.fail) throw new Error(state.failMessage);
       return { config, inventory, ledger, nowMs: NOW };
     },
     readiness: () => ({ ready: state.ready, reason: 'no DCGM metrics loaded yet' }),
@@ -104,6 +104,20 @@ test('an unexpected error becomes allowed:false with the message, never a crash'
   expect(body.response.status.message).toContain('inventory exploded');
   h.state.fail = false;
   expect(((await (await post(review('recovered'))).json()) as { response: { allowed: boolean } }).response.allowed).toBe(true);
+});
+
+test("an unexpected error's message is repeated cut short, never whole", async () => {
+  h.state.fail = true;
+  h.state.failMessage = `inventory exploded: ${'x'.repeat(200_000)}`;
+  const body = (await (await post(review('long'))).json()) as { response: { status: { message: string } } };
+  expect(body.response.status.message).toContain('inventory exploded: xxx');
+  expect(body.response.status.message.length).toBeLessThan(500);
+});
+
+test('a content type of 10 kB is described, not echoed', async () => {
+  const res = await post(review('ct'), `text/${'x'.repeat(10_000)}`);
+  expect(res.status).toBe(415);
+  expect((await res.text()).length).toBeLessThan(500);
 });
 
 test('metrics count requests by outcome and decisions by reason', async () => {

@@ -14,6 +14,7 @@ import type { ReservationStore } from '../placement/reservationStore.js';
 import { admissionDeadline } from './admissionDeadline.js';
 import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
 import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
+import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
@@ -78,7 +79,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
 
   const requireJson = (req: Request, _res: Response, next: NextFunction): void => {
     if (!req.is('application/json')) {
-      next(new HttpError(415, `content type must be application/json, got ${JSON.stringify(req.get('content-type') ?? '(none)')}`));
+      next(new HttpError(415, `content type must be application/json, got ${describeForMessage(req.get('content-type') ?? '(none)')}`));
       return;
     }
     next();
@@ -109,7 +110,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
         finish(outcome, 200, response);
       })
       .catch((err: unknown) => {
-        const message = `mps-injector failed while handling this pod: ${(err as Error).message ?? String(err)}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
+        const message = `mps-injector failed while handling this pod: ${shortenForMessage((err as Error).message ?? String(err))}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
         logger.error({ uid: review.uid, err }, 'unexpected error while answering an admission');
         finish('error', 200, deny(review.apiVersion, review.uid, 500, message, 'InternalError'));
       });
@@ -122,7 +123,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
     let status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
-    let message = e.message ?? String(err);
+    let message = shortenForMessage(e.message ?? String(err));
     if (e.type === 'entity.too.large') {
       status = 413;
       message = `AdmissionReview body exceeds the ${config.server.maxBodyBytes}-byte limit (server.maxBodyBytes)`;
