@@ -25,7 +25,7 @@ export interface WebhookAppDeps {
   store: ReservationStore;
   /** A fresh admission context (current inventory, ledger, clock) for each attempt. */
   admitContext: () => AdmitContext;
-  /** Ready once the first metrics have loaded (and the cluster state, when enabled). */
+  /** Ready once the first metrics have loaded (and the cluster state, when enabled) while some GPU's metrics are fresh. */
   readiness: () => { ready: boolean; reason: string };
   /** True once shutdown has begun: readiness fails so the endpoint is taken out of rotation. */
   draining: () => boolean;
@@ -66,7 +66,8 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
       return;
     }
     const { ready, reason } = deps.readiness();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ok\n' : `not ready: ${reason}\n`);
+    // Ready with a reason is ready but degraded: the reason follows "ok".
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? (reason === '' ? 'ok\n' : `ok, ${reason}\n`) : `not ready: ${reason}\n`);
   });
 
   app.get('/metrics', async (_req, res, next) => {
@@ -167,7 +168,9 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps):
   }
   const { admission, attempts } = committed;
   if (attempts > 1) deps.metrics.commitConflicts.inc(attempts - 1);
-  const podName = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
+  // Only strings are logged: a refused pod may carry anything in these fields.
+  const named = (value: unknown): string | null => (typeof value === 'string' ? shortenForMessage(value) : null);
+  const podName = named(pod.metadata?.name) ?? `${named(pod.metadata?.generateName) ?? ''}*`;
   const log: Record<string, unknown> = { pod: podName, attempts };
   if (admission.outcome === 'mutated') {
     if (!admission.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });

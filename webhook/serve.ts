@@ -16,6 +16,7 @@ import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
 import { createWebhookApp } from './createApp.js';
 import { mergedInventory } from './mergedInventory.js';
+import { metricsReadiness } from './metricsReadiness.js';
 import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
 import { sweepExpiredReservations } from './sweepExpiredReservations.js';
@@ -112,7 +113,10 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     readiness: () => {
       if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
       if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
-      return { ready: true, reason: '' };
+      const fresh = metricsReadiness(inventory(), now(), config.placement.maxMetricsAgeSeconds);
+      if (fresh.ready || config.failure.onNoMetrics === 'reject') return fresh;
+      // The webhook still answers as configured (pods let through without MPS): stay in rotation, and say so.
+      return { ready: true, reason: `degraded: ${fresh.reason}; pods are admitted without MPS (failure.onNoMetrics: allow)` };
     },
     draining: () => draining,
   });
