@@ -32,6 +32,8 @@ export const configSchema = z
         admissionTimeoutMs: z.number().int().positive().default(4000),
         /** On SIGTERM, in-flight requests get this long to finish. */
         shutdownGraceSeconds: z.number().positive().default(20),
+        /** On SIGTERM, keep accepting this long (readiness failing, every answer with Connection: close) while endpoints update. */
+        drainDelaySeconds: z.number().min(0).max(300).default(5),
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .strict()

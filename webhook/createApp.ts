@@ -3,7 +3,6 @@
  * This is the one place that catches errors: everything below returns typed results or
  * throws typed errors with a user-facing message.
  */
-import { EventEmitter } from 'node:events';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
@@ -33,10 +32,8 @@ export interface WebhookAppDeps {
 
 export interface WebhookApp {
   app: express.Express;
-  /** Admission requests being answered right now. */
+  /** Admission requests being answered right now (the server's drain tracks every HTTP request: drainServer.ts). */
   inFlight: () => number;
-  /** Resolves when no admission is in flight. */
-  whenIdle: () => Promise<void>;
 }
 
 const outcomeOf = (admission: PodAdmission): string => admission.outcome;
@@ -49,12 +46,9 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
   app.set('etag', false);
   app.set('query parser', false);
   let inFlight = 0;
-  const idle = new EventEmitter();
   const done = (): void => {
     inFlight -= 1;
-    if (inFlight === 0) idle.emit('idle');
   };
-  const whenIdle = (): Promise<void> => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.once('idle', () => resolve())));
 
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
@@ -141,7 +135,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     res.status(status).json({ error: message });
   });
 
-  return { app, inFlight: () => inFlight, whenIdle };
+  return { app, inFlight: () => inFlight };
 }
 
 interface Answer {

@@ -1,11 +1,13 @@
 /**
- * The HTTPS listener: TLS 1.2 minimum, key pair hot-reloaded from files, graceful drain.
+ * The HTTPS listener: TLS 1.2 minimum, key pair hot-reloaded from files, graceful drain (drainServer.ts).
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ReloadingKeyPair } from '../certs/reloadingKeyPair.js';
 import type { WebhookApp } from './createApp.js';
+import type { DrainOptions } from './drainServer.js';
+import { trackForDrain } from './drainServer.js';
 import { expressMessageClasses } from './expressMessageClasses.js';
 
 export interface RunningServer {
@@ -13,8 +15,8 @@ export interface RunningServer {
   port: number;
   /** The serving certificate in use now (PEM). */
   servedCertificatePem(): string | null;
-  /** Stop accepting, let in-flight admissions finish (up to graceMs), then close. */
-  drain(graceMs: number): Promise<void>;
+  /** Keep accepting for opts.delayMs answering with Connection: close, then stop accepting, let requests finish (up to opts.graceMs), and close. */
+  drain(opts: DrainOptions): Promise<void>;
 }
 
 export async function startHttpsServer(
@@ -39,6 +41,7 @@ export async function startHttpsServer(
   keyPair.on('reload', (info: unknown) => opts.logger.info({ info, certFile: opts.certFile }, 'serving certificate reloaded'));
   keyPair.on('error', (err: Error) => opts.logger.error({ err: err.message, certFile: opts.certFile }, 'serving certificate not reloaded; still serving the previous one'));
   keyPair.attach(server);
+  const tracked = trackForDrain(server);
   server.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'TLS handshake failed'));
 
   await new Promise<void>((resolve, reject) => {
@@ -50,19 +53,10 @@ export async function startHttpsServer(
   });
   const port = (server.address() as AddressInfo).port;
 
-  const drain = async (graceMs: number): Promise<void> => {
+  const drain = async (drainOpts: DrainOptions): Promise<void> => {
+    const { unfinished } = await tracked.drain(drainOpts);
     keyPair.close();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, graceMs);
-    });
-    await Promise.race([webhook.whenIdle(), graceOver]);
-    clearTimeout(timer);
-    if (webhook.inFlight() > 0) opts.logger.warn({ inFlight: webhook.inFlight(), graceMs }, 'shutdown grace period over; closing connections with admissions still in flight');
-    server.closeAllConnections();
-    await closed;
+    if (unfinished > 0) opts.logger.warn({ unfinished, graceMs: drainOpts.graceMs }, 'shutdown grace period over; closed connections with requests still unanswered');
   };
   return { server, port, drain, servedCertificatePem: () => keyPair.servedCertificatePem() };
 }
