@@ -11,9 +11,11 @@ import type { GpuInventory } from '../dcgm/inventory.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
 import type { Reservation, SlotChoice } from '../placement/types.js';
+import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { enforceMpsAccess } from '../injector/mpsAccess.js';
+import { podShapeProblem } from '../injector/podShape.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 import type { PodIntent, RecordedDecision } from '../injector/readSlotRequest.js';
 import { DRY_RUN_RESERVATION, RECORD_ANNOTATIONS, podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
@@ -69,13 +71,17 @@ export interface AdmitContext {
 
 export { DRY_RUN_RESERVATION };
 
+const invalid = (message: string): PodAdmission => ({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message });
+
 export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
   const { config } = ctx;
+  const shapeProblem = podShapeProblem(req.pod);
+  if (shapeProblem !== null) return invalid(`mps-injector: ${shapeProblem}`);
   let intent: PodIntent;
   try {
     intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
   } catch (err) {
-    if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
+    if (err instanceof InvalidPodError) return invalid(err.message);
     throw err;
   }
 
@@ -87,12 +93,17 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
 
   if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
 
+  const tooMany = gpuContainerLimitProblem(selected, config.injection.maxGpuContainers);
+  if (tooMany !== null) return invalid(tooMany);
+
   const warnings: string[] = [];
   if (intent.kind === 'reinject') {
     const { choice, reservationId, containers, issuedAtMs } = intent.recorded;
     const replay = replayedDecision(intent.recorded, ctx);
     if (replay === null) {
       const injected = injectPod(pod, choice, reservationId, containers, config.injection);
+      const tooLarge = annotationLimitProblem(req.pod, injected.pod);
+      if (tooLarge !== null) return invalid(tooLarge);
       return {
         outcome: AdmissionOutcome.Mutated,
         patch: buildPatch(req.pod, injected.pod),
@@ -107,7 +118,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     try {
       intent = readSlotRequest(withoutRecord(pod), { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
     } catch (err) {
-      if (err instanceof InvalidPodError) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: err.message };
+      if (err instanceof InvalidPodError) return invalid(err.message);
       throw err;
     }
     if (intent.kind !== 'place') return { outcome: AdmissionOutcome.Skipped, reason: intent.kind === 'skip' ? intent.reason : 'already injected' };
@@ -148,6 +159,13 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
           ctx.keys,
         );
   const injected = injectPod(pod, decision, reservationId, intent.containers, config.injection, seal);
+  const tooLarge = annotationLimitProblem(req.pod, injected.pod);
+  if (tooLarge !== null) {
+    // Refused after the choice (the annotations record it): give the capacity back at once.
+    if (reservation !== null) ctx.ledger.release(reservation.id);
+    for (const old of superseded) ctx.ledger.restore(old);
+    return invalid(tooLarge);
+  }
   return {
     outcome: AdmissionOutcome.Mutated,
     patch: buildPatch(req.pod, injected.pod),

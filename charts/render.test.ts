@@ -248,8 +248,20 @@ describe('webhook Deployment (defaults)', () => {
     for (const set of ['defaults', 'all-options']) {
       const objects = objectsOf(set);
       const config = configOf(objects, set);
-      expect(deploymentOf(objects).spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThan(config.server.shutdownGraceSeconds);
+      const spec = deploymentOf(objects).spec?.template.spec;
+      const preStopSleep = Number(spec?.containers[0]?.lifecycle?.preStop?.sleep?.seconds ?? 0);
+      expect(spec?.terminationGracePeriodSeconds).toBeGreaterThan(preStopSleep + config.server.drainDelaySeconds + config.server.shutdownGraceSeconds);
     }
+  });
+
+  test('a preStop sleep as long as the drain delay keeps the pod serving while it leaves the endpoints (Kubernetes 1.30 and later)', async () => {
+    const current = deploymentOf(await renderChart({ kubeVersion: '1.30.0', values: { 'config.server.drainDelaySeconds': 7 } })).spec?.template.spec;
+    expect(current?.containers[0]?.lifecycle?.preStop).toEqual({ sleep: { seconds: 7 } });
+    expect(current?.terminationGracePeriodSeconds).toBe(7 + 7 + 20 + 10);
+    // Before 1.30 the kubelet has no sleep action (and the image no shell): the server's own delay covers it.
+    const older = deploymentOf(await renderChart({ kubeVersion: '1.29.0', values: { 'config.server.drainDelaySeconds': 7 } })).spec?.template.spec;
+    expect(older?.containers[0]?.lifecycle).toBeUndefined();
+    expect(older?.terminationGracePeriodSeconds).toBe(7 + 20 + 10);
   });
 });
 

@@ -71,12 +71,15 @@ export interface RenderOptions {
   values?: Record<string, unknown>;
   releaseName?: string;
   namespace?: string;
+  /** The Kubernetes version the chart renders for (Capabilities.KubeVersion); Helm's own default when absent. */
+  kubeVersion?: string;
 }
 
 function valueArgs(opts: RenderOptions): string[] {
   const args: string[] = [];
   for (const f of opts.valuesFiles ?? []) args.push('--values', path.resolve(repoRoot, f));
   for (const [key, value] of Object.entries(opts.values ?? {})) args.push('--set-json', `${key}=${JSON.stringify(value)}`);
+  if (opts.kubeVersion !== undefined) args.push('--kube-version', opts.kubeVersion);
   return args;
 }
 

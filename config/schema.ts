@@ -40,6 +40,8 @@ export const configSchema = z
         admissionTimeoutMs: z.number().int().positive().default(4000),
         /** On SIGTERM, in-flight requests get this long to finish. */
         shutdownGraceSeconds: z.number().positive().default(20),
+        /** On SIGTERM, keep accepting this long (readiness failing, every answer with Connection: close) while endpoints update. */
+        drainDelaySeconds: z.number().min(0).max(300).default(5),
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .strict()
@@ -141,6 +143,8 @@ export const configSchema = z
         mpsAccessPolicy: z.enum(['reject', 'strip']).default('reject'),
         /** Tolerations added to every injected pod (not duplicated). */
         tolerations: z.array(toleration).default([]),
+        /** A pod that selects more containers for the GPU is refused: each is an MPS client, and a GPU serves at most 48. */
+        maxGpuContainers: z.number().int().min(1).max(48).default(48),
         initContainer: z
           .object({
             image: z.string().min(1).default('busybox:1.36'),

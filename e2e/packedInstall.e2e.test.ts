@@ -379,6 +379,7 @@ describe('the packed package, installed without dev dependencies', () => {
         `  tlsCertFile: ${join(certDir, 'tls.crt')}`,
         `  tlsKeyFile: ${join(certDir, 'tls.key')}`,
         '  shutdownGraceSeconds: 1',
+        '  drainDelaySeconds: 0',
         '  logLevel: info',
         'metrics:',
         '  source: file',

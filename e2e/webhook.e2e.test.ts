@@ -180,6 +180,11 @@ test('a metrics outage gives refusals with reasons within the timeout, then reco
     await exporter.nextScrape();
   }
   expect(refusal).toMatch(/stale|no fresh|metrics/i);
+  // Every GPU is stale: the replica leaves rotation and says why, while liveness stays up.
+  const stale = await httpsRequest(webhook.port, certs.caPem, { path: '/readyz' });
+  expect(stale.status).toBe(503);
+  expect(stale.body).toContain('no GPU has metrics younger than placement.maxMetricsAgeSeconds (5 s)');
+  expect((await httpsRequest(webhook.port, certs.caPem, { path: '/healthz' })).status).toBe(200);
 
   exporter.setMode('slow');
   await exporter.nextScrape();
@@ -196,6 +201,7 @@ test('a metrics outage gives refusals with reasons within the timeout, then reco
     recovered = answer.response.allowed;
   }
   expect(recovered).toBe(true);
+  expect((await httpsRequest(webhook.port, certs.caPem, { path: '/readyz' })).status).toBe(200);
 });
 
 test('SIGTERM drains and exits cleanly', async () => {

@@ -46,3 +46,17 @@ export function parseGpuUuidList(text: string | undefined): { uuids: string[]; i
   const entries = parseContainerList(text);
   return { uuids: entries.filter((e) => GPU_UUID.test(e)), invalid: entries.filter((e) => !GPU_UUID.test(e)) };
 }
+
+/** Longest gpu-model annotation: more than any GPU model name (the longest today are about 30 characters). */
+export const GPU_MODEL_MAX_LENGTH = 128;
+const GPU_MODEL = /^[A-Za-z0-9 ._+/()-]+$/;
+
+/**
+ * A gpu-model annotation ("H100", "A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"): trimmed, at most
+ * GPU_MODEL_MAX_LENGTH characters of letters, digits, spaces and . _ - + / ( ). Null for anything else.
+ */
+export function parseGpuModel(text: string | undefined): string | null {
+  const trimmed = text?.trim();
+  if (trimmed === undefined || trimmed === '' || trimmed.length > GPU_MODEL_MAX_LENGTH) return null;
+  return GPU_MODEL.test(trimmed) ? trimmed : null;
+}

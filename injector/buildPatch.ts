@@ -91,3 +91,4 @@ function withoutManagedFields(pod: Pod): Json {
   const { managedFields: _managedFields, ...metadata } = pod.metadata;
   return { ...pod, metadata } as Json;
 }
+

@@ -32,9 +32,13 @@ export function injectPod(
   /** The decision's seal (domain/decisionRecord.ts); written with the record when given. */
   seal?: string,
 ): InjectionResult {
-  const out = copyWritablePaths(pod, containers);
+  const selected = new Set(containers);
+  const out = copyWritablePaths(pod, selected);
   const warnings: string[] = [];
   const spec: PodSpec = (out.spec ??= { containers: [] });
+  // The first container of each name, as a lookup by name would find it: one pass over the pod.
+  const byName = new Map<string, Container>();
+  for (const c of spec.containers) if (selected.has(c.name) && !byName.has(c.name)) byName.set(c.name, c);
 
   const pipeVolume = resolveVolume(spec, VolumeName.Pipe, { path: config.hostPipeDirectory, type: 'Directory' });
   const shmVolume = resolveVolume(spec, VolumeName.Shm, { path: config.hostShmDirectory, type: 'Directory' });
@@ -42,7 +46,7 @@ export function injectPod(
 
   const env = mpsEnv(choice, config);
   for (const name of containers) {
-    const container = spec.containers.find((c) => c.name === name);
+    const container = byName.get(name);
     if (container === undefined) {
       warnings.push(`container "${name}" was selected for the GPU but is not in the pod, so nothing was injected into it; check the ${Annotation.Containers} annotation`);
       continue;
@@ -78,24 +82,25 @@ export function injectPod(
  * replaces or appends entries and never edits one in place, so copying the holders is enough. This
  * is several times cheaper than a deep copy of the pod, which is most of a pod's size in memory.
  */
-function copyWritablePaths(pod: Pod, containers: readonly string[]): Pod {
+function copyWritablePaths(pod: Pod, containers: ReadonlySet<string>): Pod {
   // metadata.annotations is replaced as a whole, so metadata itself is the holder to copy.
   const out: Pod = copyOf(pod, { metadata: copyOf(pod.metadata) });
   const spec = pod.spec;
   if (spec === undefined) return out;
   const copy = copyOf(spec);
-  if (Array.isArray(spec.containers)) copy.containers = spec.containers.map((c) => (containers.includes(c.name) ? copyContainer(c) : c));
-  if (spec.volumes !== undefined) copy.volumes = [...spec.volumes];
-  if (spec.nodeSelector !== undefined) copy.nodeSelector = copyOf(spec.nodeSelector);
-  if (spec.tolerations !== undefined) copy.tolerations = [...spec.tolerations];
+  if (Array.isArray(spec.containers)) copy.containers = spec.containers.map((c) => (containers.has(c.name) ? copyContainer(c) : c));
+  // Absent and null (an empty field in YAML) both read as "none"; injection replaces them.
+  if (Array.isArray(spec.volumes)) copy.volumes = [...spec.volumes];
+  if (spec.nodeSelector != null) copy.nodeSelector = copyOf(spec.nodeSelector);
+  if (Array.isArray(spec.tolerations)) copy.tolerations = [...spec.tolerations];
   out.spec = copy;
   return out;
 }
 
 function copyContainer(container: Container): Container {
   const copy = copyOf(container);
-  if (container.env !== undefined) copy.env = [...container.env];
-  if (container.volumeMounts !== undefined) copy.volumeMounts = [...container.volumeMounts];
+  if (Array.isArray(container.env)) copy.env = [...container.env];
+  if (Array.isArray(container.volumeMounts)) copy.volumeMounts = [...container.volumeMounts];
   return copy;
 }
 

@@ -9,8 +9,9 @@ import { Priority } from '../placement/types.js';
 import type { PlacementPolicy, SlotChoice, SlotRequest } from '../placement/types.js';
 import { podIdentityOf, podKeyOf as podKeyFromIdentity, readDecisionRecord } from '../domain/decisionRecord.js';
 import type { DecisionKeyRing, DecisionRecord } from '../domain/decisionRecord.js';
-import { parseContainerList, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from './annotationValues.js';
+import { GPU_MODEL_MAX_LENGTH, parseContainerList, parseGpuModel, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from './annotationValues.js';
 import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from './names.js';
+import { listForMessage, quoteForMessage } from './quoteForMessage.js';
 
 export type PodIntent =
   | { kind: 'skip'; reason: string }
@@ -171,17 +172,18 @@ function findGpuResourceHolder(pod: Pod): string | null {
 function readContainers(text: string | undefined, podContainers: string[]): string[] {
   if (text === undefined) return [...podContainers];
   const names = parseContainerList(text);
-  const known = podContainers.map((n) => `"${n}"`).join(', ');
+  const known = (): string => listForMessage(podContainers);
   if (names.length === 0) {
     throw new InvalidPodError(
-      `annotation ${Annotation.Containers} is empty; list the containers that get the GPU, separated by commas (this pod has ${known}), or remove the annotation to give it to all of them`,
+      `annotation ${Annotation.Containers} is empty; list the containers that get the GPU, separated by commas (this pod has ${known()}), or remove the annotation to give it to all of them`,
       Annotation.Containers,
     );
   }
-  const unknown = names.filter((n) => !podContainers.includes(n));
+  const inPod = new Set(podContainers);
+  const unknown = names.filter((n) => !inPod.has(n));
   if (unknown.length > 0) {
     throw new InvalidPodError(
-      `annotation ${Annotation.Containers}="${text}" names ${unknown.map((n) => `"${n}"`).join(', ')}, which ${unknown.length === 1 ? 'is not a container' : 'are not containers'} of this pod; use names among ${known}`,
+      `annotation ${Annotation.Containers}=${quoteForMessage(text)} names ${listForMessage(unknown)}, which ${unknown.length === 1 ? 'is not a container' : 'are not containers'} of this pod; use names among ${known()}`,
       Annotation.Containers,
     );
   }
@@ -201,7 +203,7 @@ function readMemoryMiB(text: string | undefined, config: Config): number {
   const mib = quantityToMiB(text);
   if (mib === null) {
     throw new InvalidPodError(
-      `annotation ${Annotation.GpuMemory}="${text}" is not a positive Kubernetes quantity; write the pinned GPU memory the pod needs, e.g. "8Gi", "8192Mi" or "10G"`,
+      `annotation ${Annotation.GpuMemory}=${quoteForMessage(text)} is not a positive Kubernetes quantity; write the pinned GPU memory the pod needs, e.g. "8Gi", "8192Mi" or "10G"`,
       Annotation.GpuMemory,
     );
   }
@@ -213,7 +215,7 @@ function readThreadPercent(text: string | undefined): number | null {
   const value = parseWholeNumber(text);
   if (value === null || value < 1 || value > 100) {
     throw new InvalidPodError(
-      `annotation ${Annotation.GpuPercent}="${text}" must be a whole number from 1 to 100 (the share of the GPU's compute, e.g. "25"); remove it to let the webhook choose from metrics`,
+      `annotation ${Annotation.GpuPercent}=${quoteForMessage(text)} must be a whole number from 1 to 100 (the share of the GPU's compute, e.g. "25"); remove it to let the webhook choose from metrics`,
       Annotation.GpuPercent,
     );
   }
@@ -227,7 +229,7 @@ function readPriority(text: string | undefined, specPriority: number | undefined
   const priority = parsePriority(text);
   if (priority === null) {
     throw new InvalidPodError(
-      `annotation ${Annotation.Priority}="${text}" must be "high" or "low"; remove it to derive the priority from the pod's priority class (high at ${config.requests.highPriorityThreshold} and above)`,
+      `annotation ${Annotation.Priority}=${quoteForMessage(text)} must be "high" or "low"; remove it to derive the priority from the pod's priority class (high at ${config.requests.highPriorityThreshold} and above)`,
       Annotation.Priority,
     );
   }
@@ -275,7 +277,15 @@ function readGpuUuids(annotations: Record<string, string>, annotation: Annotatio
 }
 
 function readGpuModel(text: string | undefined): string | null {
-  return nonEmpty(text);
+  if (nonEmpty(text) === null) return null;
+  const model = parseGpuModel(text);
+  if (model === null) {
+    throw new InvalidPodError(
+      `annotation ${Annotation.GpuModel}=${quoteForMessage(text ?? '')} is not a GPU model name: write up to ${GPU_MODEL_MAX_LENGTH} letters, digits, spaces and . _ - + / ( ) that the model name contains, e.g. "H100" or "A100-SXM4-80GB"`,
+      Annotation.GpuModel,
+    );
+  }
+  return model;
 }
 
 function nonEmpty(text: string | undefined): string | null {

@@ -50,6 +50,25 @@ test.each([
   expect((caught as Error).message).toMatch(message);
 });
 
+const deeplyNested = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}1${']'.repeat(depth)}`);
+
+test.each([
+  ['a 200 kB apiVersion', { ...review(), apiVersion: 'x'.repeat(200_000) }, /unsupported AdmissionReview apiVersion "x{100}…" \(200000 characters\)/],
+  ['a 200 kB kind', { ...review(), kind: 'x'.repeat(200_000) }, /expected kind "AdmissionReview", got "x{100}…" \(200000 characters\)/],
+  ['a kind nested 100,000 lists deep', { ...review(), kind: deeplyNested(100_000) }, /expected kind "AdmissionReview", got a list/],
+  ['an apiVersion that is an object', { ...review(), apiVersion: { a: 1 } }, /apiVersion an object/],
+])('rejects %s with a short message', (_what, body, message) => {
+  let caught: unknown;
+  try {
+    decodeAdmissionReview(body);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(HttpError);
+  expect((caught as Error).message).toMatch(message);
+  expect((caught as Error).message.length).toBeLessThan(300);
+});
+
 test('non-Pod or non-CREATE requests are not ours', () => {
   expect(isPodCreate(decodeAdmissionReview(review({}, { operation: 'UPDATE' })))).toBe(false);
   expect(isPodCreate(decodeAdmissionReview(review({}, { kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, object: {} })))).toBe(false);

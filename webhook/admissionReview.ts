@@ -4,6 +4,7 @@
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import type { PodAdmission } from '../admission/admitPod.js';
+import { describeForMessage } from '../injector/quoteForMessage.js';
 import { badRequest } from './httpErrors.js';
 
 export const AdmissionApiVersion = { V1: 'admission.k8s.io/v1', V1beta1: 'admission.k8s.io/v1beta1' } as const;
@@ -48,9 +49,9 @@ export function decodeAdmissionReview(body: unknown): AdmissionRequestView {
   if (!isRecord(body)) throw badRequest('request body must be a JSON AdmissionReview object');
   const apiVersion = body.apiVersion;
   if (apiVersion !== AdmissionApiVersion.V1 && apiVersion !== AdmissionApiVersion.V1beta1) {
-    throw badRequest(`unsupported AdmissionReview apiVersion ${JSON.stringify(apiVersion)}: send admission.k8s.io/v1 (or v1beta1)`);
+    throw badRequest(`unsupported AdmissionReview apiVersion ${describeForMessage(apiVersion)}: send admission.k8s.io/v1 (or v1beta1)`);
   }
-  if (body.kind !== 'AdmissionReview') throw badRequest(`expected kind "AdmissionReview", got ${JSON.stringify(body.kind)}`);
+  if (body.kind !== 'AdmissionReview') throw badRequest(`expected kind "AdmissionReview", got ${describeForMessage(body.kind)}`);
   const request = body.request;
   if (!isRecord(request)) throw badRequest('AdmissionReview has no "request" object');
   if (typeof request.uid !== 'string' || request.uid === '') throw badRequest('AdmissionReview request.uid must be a non-empty string');

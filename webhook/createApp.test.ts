@@ -32,24 +32,24 @@ const review = (uid: string): string =>
 interface Harness {
   url: string;
   deps: WebhookAppDeps;
-  state: { ready: boolean; draining: boolean; fail: boolean };
+  state: { ready: boolean; draining: boolean; fail: boolean; failMessage: string; reason: string };
   close: () => Promise<void>;
 }
 
-async function start(): Promise<Harness> {
-  const config = buildConfig({ server: { maxBodyBytes: 4096 } });
+async function start(maxBodyBytes = 4096): Promise<Harness> {
+  const config = buildConfig({ server: { maxBodyBytes } });
   const ledger = new ReservationLedger({ ttlMs: 60_000 });
-  const state = { ready: false, draining: false, fail: false };
+  const state = { ready: false, draining: false, fail: false, failMessage: 'inventory exploded', reason: 'no DCGM metrics loaded yet' };
   const deps: WebhookAppDeps = {
     config,
     logger: pino({ level: 'silent' }),
     metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW, placement: config.placement }, { processMetrics: false }),
     store: new LocalReservationStore(),
     admitContext: (): AdmitContext => {
-      if (state.fail) throw new Error('inventory exploded');
+      if (state.fail) throw new Error(state.failMessage);
       return { config, inventory, ledger, nowMs: NOW, keys: TEST_KEY_RING };
     },
-    readiness: () => ({ ready: state.ready, reason: 'no DCGM metrics loaded yet' }),
+    readiness: () => ({ ready: state.ready, reason: state.reason }),
     draining: () => state.draining,
   };
   const { app } = createWebhookApp(deps);
@@ -75,7 +75,14 @@ test('readiness follows the first metrics load and drops while draining; health 
   expect(notReady.status).toBe(503);
   expect(await notReady.text()).toContain('no DCGM metrics loaded yet');
   h.state.ready = true;
-  expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
+  h.state.reason = '';
+  const ready = await fetch(`${h.url}/readyz`);
+  expect(ready.status).toBe(200);
+  expect(await ready.text()).toBe('ok\n');
+  h.state.reason = 'degraded: no GPU has fresh metrics';
+  const degraded = await fetch(`${h.url}/readyz`);
+  expect(degraded.status).toBe(200);
+  expect(await degraded.text()).toBe('ok, degraded: no GPU has fresh metrics\n');
   h.state.draining = true;
   expect(await (await fetch(`${h.url}/readyz`)).text()).toContain('shutting down');
 });
@@ -105,6 +112,30 @@ test('an unexpected error becomes allowed:false with the message, never a crash'
   expect(body.response.status.message).toContain('inventory exploded');
   h.state.fail = false;
   expect(((await (await post(review('recovered'))).json()) as { response: { allowed: boolean } }).response.allowed).toBe(true);
+});
+
+test("an unexpected error's message is repeated cut short, never whole", async () => {
+  h.state.fail = true;
+  h.state.failMessage = `inventory exploded: ${'x'.repeat(200_000)}`;
+  const body = (await (await post(review('long'))).json()) as { response: { status: { message: string } } };
+  expect(body.response.status.message).toContain('inventory exploded: xxx');
+  expect(body.response.status.message.length).toBeLessThan(500);
+});
+
+test('a content type of 10 kB is described, not echoed', async () => {
+  const res = await post(review('ct'), `text/${'x'.repeat(10_000)}`);
+  expect(res.status).toBe(415);
+  expect((await res.text()).length).toBeLessThan(500);
+});
+
+test('a pod whose generateName is nested 10,000 lists deep is refused as invalid, not an internal error', async () => {
+  await h.close();
+  h = await start(64 * 1024);
+  const body = review('deep').replace('"metadata":{"name":"p"}', `"metadata":{"generateName":${'['.repeat(10_000)}1${']'.repeat(10_000)}}`);
+  const answer = (await (await post(body)).json()) as { response: { allowed: boolean; status: { code: number; message: string } } };
+  expect(answer.response.allowed).toBe(false);
+  expect(answer.response.status.code).toBe(400);
+  expect(answer.response.status.message).toContain('pod.metadata.generateName must be a string, not a list');
 });
 
 test('metrics count requests by outcome and decisions by reason', async () => {

@@ -3,7 +3,6 @@
  * This is the one place that catches errors: everything below returns typed results or
  * throws typed errors with a user-facing message.
  */
-import { EventEmitter } from 'node:events';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import type { ReservationStore } from '../placement/reservationStore.js';
 import { admissionDeadline } from './admissionDeadline.js';
 import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
 import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
+import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
@@ -24,7 +24,7 @@ export interface WebhookAppDeps {
   store: ReservationStore;
   /** A fresh admission context (current inventory, ledger, clock) for each attempt. */
   admitContext: () => AdmitContext;
-  /** Ready once the first metrics have loaded (and the cluster state, when enabled). */
+  /** Ready once the first metrics have loaded (and the cluster state, when enabled) while some GPU's metrics are fresh. */
   readiness: () => { ready: boolean; reason: string };
   /** True once shutdown has begun: readiness fails so the endpoint is taken out of rotation. */
   draining: () => boolean;
@@ -32,10 +32,8 @@ export interface WebhookAppDeps {
 
 export interface WebhookApp {
   app: express.Express;
-  /** Admission requests being answered right now. */
+  /** Admission requests being answered right now (the server's drain tracks every HTTP request: drainServer.ts). */
   inFlight: () => number;
-  /** Resolves when no admission is in flight. */
-  whenIdle: () => Promise<void>;
 }
 
 const outcomeOf = (admission: PodAdmission): string => admission.outcome;
@@ -48,12 +46,9 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
   app.set('etag', false);
   app.set('query parser', false);
   let inFlight = 0;
-  const idle = new EventEmitter();
   const done = (): void => {
     inFlight -= 1;
-    if (inFlight === 0) idle.emit('idle');
   };
-  const whenIdle = (): Promise<void> => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.once('idle', () => resolve())));
 
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
@@ -65,7 +60,8 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
       return;
     }
     const { ready, reason } = deps.readiness();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ok\n' : `not ready: ${reason}\n`);
+    // Ready with a reason is ready but degraded: the reason follows "ok".
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? (reason === '' ? 'ok\n' : `ok, ${reason}\n`) : `not ready: ${reason}\n`);
   });
 
   app.get('/metrics', async (_req, res, next) => {
@@ -78,7 +74,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
 
   const requireJson = (req: Request, _res: Response, next: NextFunction): void => {
     if (!req.is('application/json')) {
-      next(new HttpError(415, `content type must be application/json, got ${JSON.stringify(req.get('content-type') ?? '(none)')}`));
+      next(new HttpError(415, `content type must be application/json, got ${describeForMessage(req.get('content-type') ?? '(none)')}`));
       return;
     }
     next();
@@ -109,7 +105,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
         finish(outcome, 200, response);
       })
       .catch((err: unknown) => {
-        const message = `mps-injector failed while handling this pod: ${(err as Error).message ?? String(err)}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
+        const message = `mps-injector failed while handling this pod: ${shortenForMessage((err as Error).message ?? String(err))}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
         logger.error({ uid: review.uid, err }, 'unexpected error while answering an admission');
         finish('error', 200, deny(review.apiVersion, review.uid, 500, message, 'InternalError'));
       });
@@ -122,7 +118,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
     let status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
-    let message = e.message ?? String(err);
+    let message = shortenForMessage(e.message ?? String(err));
     if (e.type === 'entity.too.large') {
       status = 413;
       message = `AdmissionReview body exceeds the ${config.server.maxBodyBytes}-byte limit (server.maxBodyBytes)`;
@@ -139,7 +135,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     res.status(status).json({ error: message });
   });
 
-  return { app, inFlight: () => inFlight, whenIdle };
+  return { app, inFlight: () => inFlight };
 }
 
 interface Answer {
@@ -166,7 +162,9 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps):
   }
   const { admission, attempts } = committed;
   if (attempts > 1) deps.metrics.commitConflicts.inc(attempts - 1);
-  const podName = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
+  // Only strings are logged: a refused pod may carry anything in these fields.
+  const named = (value: unknown): string | null => (typeof value === 'string' ? shortenForMessage(value) : null);
+  const podName = named(pod.metadata?.name) ?? `${named(pod.metadata?.generateName) ?? ''}*`;
   const log: Record<string, unknown> = { pod: podName, attempts };
   if (admission.outcome === 'mutated') {
     if (!admission.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });

@@ -16,6 +16,7 @@ import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
 import { createWebhookApp } from './createApp.js';
 import { mergedInventory } from './mergedInventory.js';
+import { metricsReadiness } from './metricsReadiness.js';
 import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
 import { sweepExpiredReservations } from './sweepExpiredReservations.js';
@@ -28,8 +29,11 @@ export interface ServeHandle {
   port: number;
   logger: Logger;
   ledger: ReservationLedger;
-  /** Begin graceful shutdown: readiness fails, in-flight admissions finish, everything stops. */
-  shutdown(reason: string): Promise<void>;
+  /**
+   * Begin graceful shutdown: readiness fails; for server.drainDelaySeconds (unless `immediate`) the
+   * server keeps accepting and answers with Connection: close; then requests finish and everything stops.
+   */
+  shutdown(reason: string, opts?: { immediate?: boolean }): Promise<void>;
 }
 
 /** The DCGM source the configuration names (discovery comes from the cluster integration). */
@@ -155,7 +159,10 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     readiness: () => {
       if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
       if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
-      return { ready: true, reason: '' };
+      const fresh = metricsReadiness(inventory(), now(), config.placement.maxMetricsAgeSeconds);
+      if (fresh.ready || config.failure.onNoMetrics === 'reject') return fresh;
+      // The webhook still answers as configured (pods let through without MPS): stay in rotation, and say so.
+      return { ready: true, reason: `degraded: ${fresh.reason}; pods are admitted without MPS (failure.onNoMetrics: allow)` };
     },
     draining: () => draining,
   });
@@ -183,11 +190,12 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   logger.info({ port: running.port, metricsSource: config.metrics.source, policy: config.placement.policy, cluster: config.cluster.enabled }, 'mps-injector webhook listening (HTTPS)');
 
   let shuttingDown: Promise<void> | null = null;
-  const shutdown = (reason: string): Promise<void> => {
+  const shutdown = (reason: string, shutdownOpts: { immediate?: boolean } = {}): Promise<void> => {
     shuttingDown ??= (async () => {
-      logger.info({ reason, inFlight: webhook.inFlight() }, 'shutting down: draining in-flight admissions');
+      const delayMs = shutdownOpts.immediate ? 0 : config.server.drainDelaySeconds * 1000;
+      logger.info({ reason, inFlight: webhook.inFlight(), drainDelayMs: delayMs }, 'shutting down: readiness fails; accepting with Connection: close until the drain delay is over, then draining in-flight requests');
       draining = true;
-      await running.drain(config.server.shutdownGraceSeconds * 1000);
+      await running.drain({ delayMs, graceMs: config.server.shutdownGraceSeconds * 1000 });
       refresher.stop();
       expiry?.stop();
       await stopCluster();
@@ -196,9 +204,10 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     return shuttingDown;
   };
   if (opts.handleSignals) {
+    // SIGTERM (Kubernetes, systemd) drains with the delay; SIGINT (Ctrl-C at a terminal) without it.
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
-        void shutdown(signal).then(() => process.exit(0));
+        void shutdown(signal, { immediate: signal === 'SIGINT' }).then(() => process.exit(0));
       });
     }
   }

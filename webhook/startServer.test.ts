@@ -29,7 +29,7 @@ function stubWebhook(): WebhookApp {
   app.post('/mutate', (_req, res) => {
     res.json({ served: true });
   });
-  return { app, inFlight: () => 0, whenIdle: () => Promise.resolve() };
+  return { app, inFlight: () => 0 };
 }
 
 interface Fixture {
@@ -66,7 +66,7 @@ async function start(opts: { mutualTls: boolean }): Promise<Fixture> {
 
 afterEach(async () => {
   for (const f of fixtures.splice(0)) {
-    await f.running.drain(0);
+    await f.running.drain({ delayMs: 0, graceMs: 0 });
     await rm(f.dir, { recursive: true, force: true });
   }
 });

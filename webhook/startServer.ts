@@ -1,6 +1,7 @@
 /**
  * The HTTPS listener: the TLS policy (TLS 1.3, TLS 1.2 with ECDHE+AEAD only by default), key pair
- * and client CA hot-reloaded from files, optional client-certificate authentication, graceful drain.
+ * and client CA hot-reloaded from files, optional client-certificate authentication, graceful
+ * drain (drainServer.ts).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -11,6 +12,8 @@ import { ReloadingKeyPair } from '../certs/reloadingKeyPair.js';
 import { DEFAULT_TLS_POLICY, tlsPolicyOptions, tlsPolicyProblem, type TlsPolicy } from '../certs/tlsPolicy.js';
 import { ConfigError } from '../config/schema.js';
 import type { WebhookApp } from './createApp.js';
+import type { DrainOptions } from './drainServer.js';
+import { trackForDrain } from './drainServer.js';
 import { expressMessageClasses } from './expressMessageClasses.js';
 
 export interface RunningServer {
@@ -18,8 +21,8 @@ export interface RunningServer {
   port: number;
   /** The serving certificate in use now (PEM). */
   servedCertificatePem(): string | null;
-  /** Stop accepting, let in-flight admissions finish (up to graceMs), then close. */
-  drain(graceMs: number): Promise<void>;
+  /** Keep accepting for opts.delayMs answering with Connection: close, then stop accepting, let requests finish (up to opts.graceMs), and close. */
+  drain(opts: DrainOptions): Promise<void>;
 }
 
 /**
@@ -78,6 +81,7 @@ export async function startHttpsServer(
   keyPair.on('clientCaReload', (info: unknown) => opts.logger.info({ info }, 'client CA reloaded'));
   keyPair.on('error', (err: Error) => opts.logger.error({ err: err.message, certFile: opts.certFile }, 'serving certificate not reloaded; still serving the previous one'));
   keyPair.attach(server);
+  const tracked = trackForDrain(server);
   server.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'TLS handshake failed'));
 
   await new Promise<void>((resolve, reject) => {
@@ -89,19 +93,10 @@ export async function startHttpsServer(
   });
   const port = (server.address() as AddressInfo).port;
 
-  const drain = async (graceMs: number): Promise<void> => {
+  const drain = async (drainOpts: DrainOptions): Promise<void> => {
+    const { unfinished } = await tracked.drain(drainOpts);
     keyPair.close();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, graceMs);
-    });
-    await Promise.race([webhook.whenIdle(), graceOver]);
-    clearTimeout(timer);
-    if (webhook.inFlight() > 0) opts.logger.warn({ inFlight: webhook.inFlight(), graceMs }, 'shutdown grace period over; closing connections with admissions still in flight');
-    server.closeAllConnections();
-    await closed;
+    if (unfinished > 0) opts.logger.warn({ unfinished, graceMs: drainOpts.graceMs }, 'shutdown grace period over; closed connections with requests still unanswered');
   };
   return { server, port, drain, servedCertificatePem: () => keyPair.servedCertificatePem() };
 }

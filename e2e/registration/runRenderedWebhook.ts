@@ -115,6 +115,8 @@ export async function runRenderedWebhook(objects: KubeObject[], opts: RunOptions
       host: '127.0.0.1',
       tlsCertFile: under(root, String(config.server?.tlsCertFile)),
       tlsKeyFile: under(root, String(config.server?.tlsKeyFile)),
+      // No endpoints to wait for here: the test's SIGTERM stops the process at once.
+      drainDelaySeconds: 0,
     },
     metrics: { ...config.metrics, source: 'file', file: under(root, metricsPath) },
     cluster: { ...config.cluster, enabled: false },

@@ -65,7 +65,7 @@ export async function startClusterWebhook(opts: { node: string; exporterGpus: Gp
   await writeFile(
     configFile,
     stringify({
-      server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(dir, 'tls/tls.crt'), tlsKeyFile: path.join(dir, 'tls/tls.key') },
+      server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(dir, 'tls/tls.crt'), tlsKeyFile: path.join(dir, 'tls/tls.key'), drainDelaySeconds: 0 },
       cluster: { enabled: true, namespace: CLUSTER_NS },
       certificates: { mode: 'self-managed', secretName: 'mps-injector-tls', serviceName: 'mps-injector', mutatingWebhookConfigurationName: WEBHOOK_CONFIG },
       metrics: { source: 'discovery', refreshSeconds: 0.5, discovery: { namespace: 'gpu-operator', labelSelector: 'app=nvidia-dcgm-exporter', port: exporterPort } },

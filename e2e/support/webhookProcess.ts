@@ -86,10 +86,13 @@ export async function spawnWebhook(args: string[], opts: { cwd?: string; env?: R
   };
 }
 
-/** Start `serve` with the given config (TLS paths filled in); resolves once it listens. */
+/**
+ * Start `serve` with the given config (TLS paths filled in); resolves once it listens. Unless the
+ * config sets server.drainDelaySeconds, SIGTERM drains without the delay window, so tests stop at once.
+ */
 export async function startWebhookProcess(config: Record<string, unknown>, certs: GeneratedCerts): Promise<WebhookProcess> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mps-injector-config-'));
-  const server = { host: '127.0.0.1', port: 0, logLevel: 'info', ...(config.server as object), tlsCertFile: certs.certFile, tlsKeyFile: certs.keyFile };
+  const server = { host: '127.0.0.1', port: 0, logLevel: 'info', drainDelaySeconds: 0, ...(config.server as object), tlsCertFile: certs.certFile, tlsKeyFile: certs.keyFile };
   const configFile = path.join(dir, 'config.yaml');
   await writeFile(configFile, stringify({ ...config, server }));
   return spawnWebhook(['serve', '--config', configFile]);
