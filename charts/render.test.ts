@@ -259,7 +259,7 @@ describe('webhook Deployment (defaults)', () => {
     expect(current?.containers[0]?.lifecycle?.preStop).toEqual({ sleep: { seconds: 7 } });
     expect(current?.terminationGracePeriodSeconds).toBe(7 + 7 + 20 + 10);
     // Before 1.30 the kubelet has no sleep action (and the image no shell): the server's own delay covers it.
-    const older = deploymentOf(await renderChart({ kubeVersion: '1.29.0', values: { 'config.server.drainDelaySeconds': 7 } })).spec?.template.spec;
+    const older = deploymentOf(await renderChart({ kubeVersion: '1.29.0', values: { 'config.server.drainDelaySeconds': 7, 'mpsHostPathPolicy.enabled': false } })).spec?.template.spec;
     expect(older?.containers[0]?.lifecycle).toBeUndefined();
     expect(older?.terminationGracePeriodSeconds).toBe(7 + 20 + 10);
   });

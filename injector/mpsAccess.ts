@@ -104,7 +104,7 @@ export function findMpsAccessProblems(
 
   forEachContainer(spec, (kind, container) => {
     const env = container.env;
-    if (env === undefined || env.length === 0) return;
+    if (!Array.isArray(env) || env.length === 0) return;
     const ref: ContainerRef = { kind, name: container.name };
     if (isSelected(ref) || isReplacedByInjection(ref)) return;
     const names = env.map((e) => e.name).filter((name) => typeof name === 'string' && isMpsAccessVariable(name));
@@ -135,7 +135,7 @@ export function findMpsAccessProblems(
   if (opts.injecting) {
     forEachContainer(spec, (kind, container) => {
       const mounts = container.volumeMounts;
-      if (mounts === undefined || mounts.length === 0) return;
+      if (!Array.isArray(mounts) || mounts.length === 0) return;
       const ref: ContainerRef = { kind, name: container.name };
       const selectedHere = isSelected(ref);
       for (const mount of mounts) {
@@ -304,7 +304,7 @@ function stripFindings(pod: Pod, findings: MpsAccessFinding[]): Pod {
 }
 
 function dropMounts(container: Container, matches: (mount: { name: string; mountPath: string }) => boolean): void {
-  if (container.volumeMounts === undefined) return;
+  if (!Array.isArray(container.volumeMounts)) return;
   container.volumeMounts = container.volumeMounts.filter((m) => !matches(m));
   if (container.volumeMounts.length === 0) delete container.volumeMounts;
 }
