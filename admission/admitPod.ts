@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
-import type { Reservation, SlotChoice } from '../placement/types.js';
+import type { GpuPreference, Reservation, SlotChoice } from '../placement/types.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
@@ -47,6 +47,8 @@ export interface AdmitContext {
   inventory: GpuInventory;
   ledger: ReservationLedger;
   nowMs: number;
+  /** Several replicas: the GPUs this one fills first (placement/replicaPreference.ts). */
+  preference?: GpuPreference | null;
 }
 
 /** Reservation id written on dry-run admissions, where nothing is reserved. */
@@ -78,7 +80,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     };
   }
 
-  const { decision, reservation } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun });
+  const { decision, reservation } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun, preference: ctx.preference ?? null });
   if (!decision.ok) {
     const policy = decision.code === 'no-metrics' ? config.failure.onNoMetrics : config.failure.onNoFit;
     if (policy === 'allow') {

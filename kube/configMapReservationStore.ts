@@ -13,7 +13,9 @@
  *   each other in view (the ledger is synchronous), so they may follow one another, and
  *   commits that queue up behind a write go out together in the next one (group commit);
  * - a 409 (someone else wrote) marks the GPU stale: commits against it answer 'conflict'
- *   until refresh() has read it again.
+ *   until refresh() has read it again. When this replica's view of that GPU was old (not read
+ *   or written for a while), its view of other GPUs it does not write is likely as old:
+ *   refresh() then rereads every object in one list rather than walking them one 409 at a time.
  */
 import type { Logger } from 'pino';
 import type { ReservationLedger } from '../placement/ledger.js';
@@ -52,10 +54,18 @@ export interface ConfigMapReservationStoreOptions {
   transientRetries?: number;
   /** Tries of a garbage-collection or release write that meets a conflict (default 3). */
   maintenanceAttempts?: number;
-  /** Largest first backoff before rereading a GPU after a lost race, ms (random below it); doubles per race lost in a row, up to 64 (default 16; 0: none). */
+  /**
+   * Largest backoff before rereading a GPU after the second race lost on it in a row, ms
+   * (random below it); doubles per further race lost, up to 64 (default 16; 0: none). After the
+   * first, the next choice goes to another GPU (lostRaceRecently), so there is nothing to wait for.
+   */
   conflictBackoffMs?: number;
   /** Source of the backoff jitter (default Math.random). */
   random?: () => number;
+  /** How long a GPU counts as contended after a write to it lost a race, ms (default 5000): see lostRaceRecently. */
+  lostRaceMemoryMs?: number;
+  /** A view of a GPU older than this is old, ms (default 1000): a 409 on it rereads every object (at most once per this period). */
+  oldViewMs?: number;
 }
 
 interface QueuedCommit {
@@ -94,6 +104,14 @@ export class ConfigMapReservationStore implements ReservationStore {
   private readonly epochs = new Map<string, number>();
   /** Lost races in a row per GPU, for the refresh backoff. */
   private readonly conflictStreak = new Map<string, number>();
+  /** When a commit to a GPU last lost a race (epoch ms), for lostRaceRecently. */
+  private readonly lostRaceAtMs = new Map<string, number>();
+  /** When each GPU's object was last read or written (epoch ms); GPUs not in it are as old as the last list. */
+  private readonly syncedAtMs = new Map<string, number>();
+  /** When the last list of every object was asked for (epoch ms). */
+  private listedAtMs = -Infinity;
+  /** A list of every object in flight for refresh(), shared by the admissions that wait on it. */
+  private relisting: Promise<void> | null = null;
   private readonly random: () => number;
   /** Commits waiting for the next write to their GPU's object. */
   private readonly queues = new Map<string, QueuedCommit[]>();
@@ -114,6 +132,7 @@ export class ConfigMapReservationStore implements ReservationStore {
   async load(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
     const epochsAtList = new Map(this.epochs);
+    const listedAtMs = this.opts.now();
     let listed: ConfigMapLike[];
     try {
       const list = await withTransientRetry(
@@ -140,6 +159,7 @@ export class ConfigMapReservationStore implements ReservationStore {
         }),
       ),
     );
+    this.listedAtMs = Math.max(this.listedAtMs, listedAtMs);
   }
 
   /**
@@ -238,6 +258,8 @@ export class ConfigMapReservationStore implements ReservationStore {
     } catch (err) {
       const failure = classifyApiError(err);
       if (CONFLICT_KINDS.has(failure.kind)) {
+        // A race lost on a GPU this replica had in view (not an old view catching up): choose elsewhere for a while.
+        if (!this.viewIsOld(gpu)) this.lostRaceAtMs.set(gpu, this.opts.now());
         this.stale.add(gpu);
         this.conflictStreak.set(gpu, (this.conflictStreak.get(gpu) ?? 0) + 1);
         for (const q of batch) this.conflict(q, false);
@@ -265,6 +287,13 @@ export class ConfigMapReservationStore implements ReservationStore {
    */
   async refresh(signal: AbortSignal): Promise<void> {
     this.pruneTainted();
+    if (this.stale.size === 0) return;
+    if ([...this.stale].some((gpu) => this.viewIsOld(gpu)) && (this.relisting !== null || this.opts.now() - this.listedAtMs > this.oldViewMs())) {
+      this.relisting ??= this.load(signal).finally(() => {
+        this.relisting = null;
+      });
+      await this.relisting;
+    }
     const gpus = [...this.stale];
     if (gpus.length === 0) return;
     await Promise.all(
@@ -275,7 +304,7 @@ export class ConfigMapReservationStore implements ReservationStore {
           // for the same GPU fall out of step instead of invalidating each other's writes.
           const streak = this.conflictStreak.get(gpu) ?? 0;
           const backoffMs = this.opts.conflictBackoffMs ?? 16;
-          if (streak > 0 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 1)), signal);
+          if (streak > 1 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 2)), signal);
           const record = await this.read(gpu, signal);
           this.apply(gpu, record);
           this.stale.delete(gpu);
@@ -321,6 +350,20 @@ export class ConfigMapReservationStore implements ReservationStore {
       if (![...this.records.values()].some((r) => r.entries.has(id))) this.abandoned.delete(id);
     }
     return removed;
+  }
+
+  /**
+   * A commit to this GPU lost a race (another replica changed it first) within the last
+   * lostRaceMemoryMs: the replica preference ranks the GPU lower, so the next choice goes to
+   * another GPU instead of racing for this one again.
+   */
+  lostRaceRecently(gpuUuid: string): boolean {
+    if (this.lostRaceAtMs.size === 0) return false;
+    const at = this.lostRaceAtMs.get(gpuUuid);
+    if (at === undefined) return false;
+    if (this.opts.now() - at < (this.opts.lostRaceMemoryMs ?? 5000)) return true;
+    this.lostRaceAtMs.delete(gpuUuid);
+    return false;
   }
 
   /** The durable record of a GPU as last seen (tests and diagnostics). */
@@ -403,6 +446,7 @@ export class ConfigMapReservationStore implements ReservationStore {
 
   private setRecord(record: DurableGpuRecord): void {
     this.records.set(record.gpuUuid, record);
+    this.syncedAtMs.set(record.gpuUuid, this.opts.now());
     this.epochs.set(record.gpuUuid, (this.epochs.get(record.gpuUuid) ?? 0) + 1);
     this.stats.objects = this.records.size;
   }
@@ -432,6 +476,7 @@ export class ConfigMapReservationStore implements ReservationStore {
     }
     if (record === null) {
       this.records.delete(gpuUuid);
+      this.syncedAtMs.set(gpuUuid, this.opts.now());
       this.epochs.set(gpuUuid, (this.epochs.get(gpuUuid) ?? 0) + 1);
       this.stats.objects = this.records.size;
     } else {
@@ -466,6 +511,15 @@ export class ConfigMapReservationStore implements ReservationStore {
       }
       return 0;
     });
+  }
+
+  /** This replica has not read or written the GPU's object lately. */
+  private viewIsOld(gpuUuid: string): boolean {
+    return this.opts.now() - (this.syncedAtMs.get(gpuUuid) ?? this.listedAtMs) > this.oldViewMs();
+  }
+
+  private oldViewMs(): number {
+    return this.opts.oldViewMs ?? 1000;
   }
 
   private pruneTainted(): void {

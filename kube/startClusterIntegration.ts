@@ -15,14 +15,17 @@ import type { MetricsSource } from '../dcgm/sources.js';
 import type { PemPair } from '../certs/issue.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
+import type { GpuPreference } from '../placement/types.js';
 import { Label } from '../injector/names.js';
 import { ConfigMapReservationStore } from './configMapReservationStore.js';
 import type { ReservationStoreStats } from './configMapReservationStore.js';
 import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
 import type { ExporterPod } from './exporterDiscovery.js';
 import { createKubeApis } from './kubeApis.js';
+import { LiveReplicas } from './liveReplicas.js';
 import { NodeStateTable } from './nodeStates.js';
 import { PodReservationTracker } from './podReservations.js';
+import { ReplicaLeases } from './replicaLeases.js';
 import { ResilientInformer } from './resilientInformer.js';
 import { SelfManagedCertificates } from './selfManagedCertificates.js';
 
@@ -57,6 +60,8 @@ export interface ClusterIntegrationDeps {
     resyncMs?: number;
     /** Self-managed certificate check (default 60 s). */
     certificateCheckSeconds?: number;
+    /** Duration of this replica's Lease (default 30 s); it is renewed, and the live replicas listed, every third of it. */
+    replicaLeaseSeconds?: number;
     /** A watch cut off this long makes isHealthy() false (default 60 s). */
     unhealthyAfterMs?: number;
   };
@@ -68,7 +73,8 @@ export type ClusterChange =
   | { kind: 'node'; name: string; deleted: boolean }
   | { kind: 'exporter'; key: string; deleted: boolean }
   | { kind: 'expired'; reservationIds: string[] }
-  | { kind: 'garbage-collected'; entries: number };
+  | { kind: 'garbage-collected'; entries: number }
+  | { kind: 'replicas'; replicas: readonly string[] };
 
 export interface ClusterHealth {
   ready: boolean;
@@ -76,11 +82,15 @@ export interface ClusterHealth {
   certificates: { passes: number; lastError: string | null } | null;
   reservations: ReservationStoreStats;
   trackedPods: number;
+  /** The live replicas this one shares the GPUs with (itself included), from their Leases. */
+  replicas: readonly string[];
 }
 
 export interface ClusterIntegration {
   /** Commits reservations through the API server (compare-and-swap per GPU). */
   store: ReservationStore;
+  /** The GPUs this replica fills first, shared with the live replicas (null: it is the only one). Cheap: changes only with the replicas. */
+  preference(): GpuPreference | null;
   /** Node facts by name for the inventory (a frozen snapshot; cheap). */
   nodes(): Readonly<Record<string, NodeState>>;
   /** Exporter discovery when metrics.source is `discovery`, else null. */
@@ -215,11 +225,24 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     logger,
   });
 
+  // This replica's Lease: who is alive to share the GPUs with, and (self-managed) which CA it serves.
+  const leaseSeconds = deps.intervals?.replicaLeaseSeconds ?? 30;
+  const leases = new ReplicaLeases({ apis, namespace, replica, leaseDurationSeconds: leaseSeconds, now, logger });
+  const liveReplicas = new LiveReplicas({
+    leases,
+    replica,
+    renewEveryMs: (leaseSeconds * 1000) / 3,
+    logger,
+    lostRaceRecently: (gpu) => store.lostRaceRecently(gpu),
+    onChange: (replicas) => notify({ kind: 'replicas', replicas }),
+  });
+
   const certificates =
     config.certificates.mode === 'self-managed'
       ? new SelfManagedCertificates({
           apis,
           namespace,
+          leases,
           certificates: config.certificates,
           tlsCertFile: config.server.tlsCertFile,
           tlsKeyFile: config.server.tlsKeyFile,
@@ -281,6 +304,8 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     podsSynced = true;
     // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
+    // The replicas to share GPUs with (a failure only leaves this one alone until the next period).
+    await liveReplicas.start(stopController.signal);
   })();
   const ready = (async () => {
     await Promise.all([certificatesReady, reservationsReady]);
@@ -314,6 +339,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
 
   return {
     store,
+    preference: () => liveReplicas.preference(),
     nodes: () => nodeTable.snapshot(),
     metricsSource,
     ready,
@@ -325,11 +351,13 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       certificates: certificates === null ? null : { passes: certificates.passes, lastError: certificates.lastError },
       reservations: { ...store.stats },
       trackedPods: tracker.trackedPods,
+      replicas: liveReplicas.replicas(),
     }),
     async stop(): Promise<void> {
       stopped = true;
       stopController.abort();
       for (const timer of timers) clearInterval(timer);
+      await liveReplicas.stop(AbortSignal.timeout(2000));
       await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), certificates?.stop()]);
       apis.close();
     },

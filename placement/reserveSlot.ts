@@ -6,7 +6,7 @@
  */
 import { chooseSlot } from './chooseSlot.js';
 import type { ReservationLedger } from './ledger.js';
-import type { PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+import type { GpuPreference, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 
 export function reserveSlot(
@@ -15,9 +15,9 @@ export function reserveSlot(
   request: SlotRequest,
   config: PlacementConfig,
   nowMs: number,
-  opts: { dryRun: boolean },
+  opts: { dryRun: boolean; preference?: GpuPreference | null },
 ): { decision: SlotDecision; reservation: Reservation | null } {
-  const decision = chooseSlot(inventory, ledger, request, config, nowMs);
+  const decision = chooseSlot(inventory, ledger, request, config, nowMs, opts.preference ?? null);
   if (!decision.ok || opts.dryRun) return { decision, reservation: null };
   const reservation = ledger.reserve(
     {

@@ -112,6 +112,14 @@ export interface Reservation {
   expiresAtMs: number | null;
 }
 
+/**
+ * How much a replica prefers each GPU, added to the GPU's placement score (which lies in
+ * [-1, 2] before the hot penalty). Used when several replicas place pods on one fleet
+ * (placement/replicaPreference.ts): whole steps rank tiers of GPUs, tiny fractions order GPUs
+ * of equal score. Null or absent: no preference.
+ */
+export type GpuPreference = (gpuUuid: string) => number;
+
 /** What placement reads from the ledger. */
 export interface LedgerView {
   /** Live (pending or confirmed, not expired at nowMs) reservations on a GPU. */

@@ -14,6 +14,7 @@ import { ExporterMetricsSource, FileMetricsSource, PrometheusMetricsSource } fro
 import { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
+import type { GpuPreference } from '../placement/types.js';
 import { createWebhookApp } from './createApp.js';
 import { mergedInventory } from './mergedInventory.js';
 import type { RunningServer } from './startServer.js';
@@ -65,6 +66,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   const noClusterNodes: GpuInventory['nodes'] = Object.freeze({});
   let clusterNodes: () => GpuInventory['nodes'] = () => noClusterNodes;
   let clusterReady: () => boolean = () => true;
+  let clusterPreference: () => GpuPreference | null = () => null;
   let stopCluster: () => Promise<void> = async () => {};
   let certificatesReady: Promise<void> = Promise.resolve();
   let discovered: MetricsSource | null = null;
@@ -76,6 +78,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     certificatesReady = cluster.certificatesReady;
     store = cluster.store;
     clusterNodes = () => cluster.nodes();
+    clusterPreference = () => cluster.preference();
     let ready = false;
     cluster.ready.then(
       () => {
@@ -108,7 +111,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     logger,
     metrics,
     store,
-    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now() }),
+    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now(), preference: clusterPreference() }),
     readiness: () => {
       if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
       if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
