@@ -421,9 +421,10 @@ describe('ServiceAccount and RBAC', () => {
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
     ]);
-    // Replica Leases exist only for self-managed certificates; with a user Secret the Role keeps reservations only.
+    // Every replica holds a Lease (the replicas share the GPUs between the live ones); with a user Secret the Role has no more.
     expect(as<Role>(findObject(objectsOf('existing-secret'), 'Role', 'mps-injector')).rules).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
     ]);
   });
 
