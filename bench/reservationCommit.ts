@@ -17,11 +17,14 @@
  * admission at a time, then 1..N replicas with --concurrency admissions in flight each (all
  * binpacking onto one fleet: the worst case for contention).
  *
+ * With --runs N every scenario runs N times: latency, API calls and conflicts are the medians
+ * of the runs; granted is the fewest, refusals, GPUs in use and over-granted GPUs the most.
+ *
  * Options: --admissions N (default 2000), --concurrency N per replica (default 16),
  * --replicas LIST (default 1,2,3), --api-latency-ms LIST (simulated API server latency, default
- * 0,2), --backoff-ms N (first backoff after a lost race, default 16 as in the store; 0 turns it
- * off), --attempts N (tries per admission, default cluster.maxCommitAttempts), --markdown (also
- * print the README table rows), --json.
+ * 0,2), --runs N (default 1), --backoff-ms N (backoff after the second race lost in a row on a
+ * GPU, default 16 as in the store; 0 turns it off), --attempts N (tries per admission, default
+ * cluster.maxCommitAttempts), --markdown (also print the README table rows), --json.
  */
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -128,7 +131,7 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
     conflictBackoffMs: setup.backoffMs,
   });
   const leases = new ReplicaLeases({ apis, namespace: NAMESPACE, replica: setup.name, leaseDurationSeconds: 30, now: Date.now, logger });
-  const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, lostRaceRecently: (gpu) => store.lostRaceRecently(gpu) });
+  const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, lostRaces: () => store.lostRaces() });
   await store.load();
   await live.start();
 
@@ -198,6 +201,7 @@ interface ScenarioResult {
   gpusInUse: number;
   overGrantedGpus: number;
   seconds: number;
+  runs: number;
 }
 
 interface Options {
@@ -299,10 +303,43 @@ async function runScenario(replicaCount: number, concurrency: number, apiLatency
       gpusInUse: counts.filter((n) => n > 0).length,
       overGrantedGpus: counts.filter((n) => n > fit).length,
       seconds: Number(seconds.toFixed(2)),
+      runs: 1,
     };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+}
+
+/** Runs of one scenario as one result: medians of the figures, the worst of the outcomes. */
+function combine(runs: ScenarioResult[]): ScenarioResult {
+  const first = runs[0];
+  if (first === undefined) throw new Error('no runs to combine');
+  const refusals: ScenarioResult['refusals'] = {};
+  for (const run of runs) {
+    for (const [reason, { count, example }] of Object.entries(run.refusals)) {
+      const entry = (refusals[reason] ??= { count: 0, example });
+      entry.count = Math.max(entry.count, count);
+    }
+  }
+  return {
+    ...first,
+    granted: Math.min(...runs.map((r) => r.granted)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    apiCallsPerAdmission: median(runs.map((r) => r.apiCallsPerAdmission)),
+    conflictsPerAdmission: median(runs.map((r) => r.conflictsPerAdmission)),
+    refusals,
+    gpusInUse: Math.max(...runs.map((r) => r.gpusInUse)),
+    overGrantedGpus: Math.max(...runs.map((r) => r.overGrantedGpus)),
+    seconds: median(runs.map((r) => r.seconds)),
+    runs: runs.length,
+  };
 }
 
 interface Check {
@@ -353,6 +390,7 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '16' },
       replicas: { type: 'string', default: '1,2,3' },
       'api-latency-ms': { type: 'string', default: '0,2' },
+      runs: { type: 'string', default: '1' },
       'backoff-ms': { type: 'string', default: '16' },
       attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
       markdown: { type: 'boolean', default: false },
@@ -367,12 +405,16 @@ async function main(): Promise<void> {
   for (const apiLatencyMs of numbers(args['api-latency-ms'])) {
     const scenarios: [number, number][] = [[1, 1], ...numbers(args.replicas).map((n): [number, number] => [n, opts.concurrency])];
     for (const [replicas, concurrency] of scenarios) {
-      const standIn = await StandInApiServer.start({ tls: { certPem: tls.serving.certPem, keyPem: tls.serving.keyPem, caPem: tls.ca.certPem }, responseDelayMs: apiLatencyMs });
-      try {
-        results.push(await runScenario(replicas, concurrency, apiLatencyMs, standIn, opts));
-      } finally {
-        await standIn.stop();
+      const runs: ScenarioResult[] = [];
+      for (let run = 0; run < Number(args.runs); run++) {
+        const standIn = await StandInApiServer.start({ tls: { certPem: tls.serving.certPem, keyPem: tls.serving.keyPem, caPem: tls.ca.certPem }, responseDelayMs: apiLatencyMs });
+        try {
+          runs.push(await runScenario(replicas, concurrency, apiLatencyMs, standIn, opts));
+        } finally {
+          await standIn.stop();
+        }
       }
+      results.push(combine(runs));
     }
   }
   const verdicts = checks(results);
@@ -381,7 +423,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ admissions: opts.admissions, results, checks: verdicts }, null, 2));
   } else {
     console.log(
-      `Reservation commit through the API server (stand-in over HTTPS, real client, a worker thread per replica; ${opts.admissions} admissions of ${MEMORY_MIB} MiB per scenario)`,
+      `Reservation commit through the API server (stand-in over HTTPS, real client, a worker thread per replica; ${opts.admissions} admissions of ${MEMORY_MIB} MiB per scenario; ${args.runs} run(s) each, medians)`,
     );
     console.log('scenario                              API ms  granted   p50 ms   p99 ms  API calls/adm  conflicts/adm  GPUs in use  over-granted  seconds');
     for (const r of results) {

@@ -174,8 +174,8 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     await a.store.commit(reserveOn(a, inventory, 'ml/a'), AbortSignal.timeout(5000));
     const rb = reserveOn(b, inventory, 'ml/b');
     expect(await b.store.commit(rb, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
-    expect(b.store.lostRaceRecently(rb.gpuUuid)).toBe(true);
-    expect(a.store.lostRaceRecently(rb.gpuUuid)).toBe(false);
+    expect(b.store.lostRaces()).toEqual([rb.gpuUuid]);
+    expect(a.store.lostRaces()).toEqual([]);
 
     b.ledger.release(rb.id);
     const before = standIn.requests.length;
@@ -183,7 +183,7 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     expect(standIn.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /api/v1/namespaces/${NAMESPACE}/configmaps/${durableObjectName(rb.gpuUuid)}`]);
 
     clock += 5_000;
-    expect(b.store.lostRaceRecently(rb.gpuUuid)).toBe(false);
+    expect(b.store.lostRaces()).toEqual([]);
   });
 
   test('a 409 on a GPU not read for a while rereads every object in one list, not one 409 at a time', async () => {
@@ -202,7 +202,7 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     const ra = reserveOn(a, inventory, 'ml/a', 40 * 1024);
     expect(await a.store.commit(ra, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
     // An old view catching up is not a race: nothing to steer away from.
-    expect(a.store.lostRaceRecently(ra.gpuUuid)).toBe(false);
+    expect(a.store.lostRaces()).toEqual([]);
     a.ledger.release(ra.id);
     const before = standIn.requests.length;
     await a.store.refresh(AbortSignal.timeout(5000));

@@ -57,12 +57,12 @@ export interface ConfigMapReservationStoreOptions {
   /**
    * Largest backoff before rereading a GPU after the second race lost on it in a row, ms
    * (random below it); doubles per further race lost, up to 64 (default 16; 0: none). After the
-   * first, the next choice goes to another GPU (lostRaceRecently), so there is nothing to wait for.
+   * first, the next choice goes to another GPU (lostRaces), so there is nothing to wait for.
    */
   conflictBackoffMs?: number;
   /** Source of the backoff jitter (default Math.random). */
   random?: () => number;
-  /** How long a GPU counts as contended after a write to it lost a race, ms (default 5000): see lostRaceRecently. */
+  /** How long a GPU counts as contended after a write to it lost a race, ms (default 5000): see lostRaces. */
   lostRaceMemoryMs?: number;
   /** A view of a GPU older than this is old, ms (default 1000): a 409 on it rereads every object (at most once per this period). */
   oldViewMs?: number;
@@ -91,6 +91,7 @@ export interface ReservationStoreStats {
   objects: number;
 }
 
+const NO_GPUS: readonly string[] = Object.freeze([]);
 const CONFLICT_KINDS = new Set<string>([ApiFailureKind.Conflict, ApiFailureKind.AlreadyExists, ApiFailureKind.NotFound]);
 
 export class ConfigMapReservationStore implements ReservationStore {
@@ -104,7 +105,7 @@ export class ConfigMapReservationStore implements ReservationStore {
   private readonly epochs = new Map<string, number>();
   /** Lost races in a row per GPU, for the refresh backoff. */
   private readonly conflictStreak = new Map<string, number>();
-  /** When a commit to a GPU last lost a race (epoch ms), for lostRaceRecently. */
+  /** When a commit to a GPU last lost a race (epoch ms), for lostRaces. */
   private readonly lostRaceAtMs = new Map<string, number>();
   /** When each GPU's object was last read or written (epoch ms); GPUs not in it are as old as the last list. */
   private readonly syncedAtMs = new Map<string, number>();
@@ -353,17 +354,15 @@ export class ConfigMapReservationStore implements ReservationStore {
   }
 
   /**
-   * A commit to this GPU lost a race (another replica changed it first) within the last
-   * lostRaceMemoryMs: the replica preference ranks the GPU lower, so the next choice goes to
-   * another GPU instead of racing for this one again.
+   * The GPUs on which a commit lost a race (another replica changed it first, while this one had
+   * it in view) within the last lostRaceMemoryMs: the replica preference ranks them lower, so
+   * the next choice goes to another GPU instead of racing for the same one again.
    */
-  lostRaceRecently(gpuUuid: string): boolean {
-    if (this.lostRaceAtMs.size === 0) return false;
-    const at = this.lostRaceAtMs.get(gpuUuid);
-    if (at === undefined) return false;
-    if (this.opts.now() - at < (this.opts.lostRaceMemoryMs ?? 5000)) return true;
-    this.lostRaceAtMs.delete(gpuUuid);
-    return false;
+  lostRaces(): readonly string[] {
+    if (this.lostRaceAtMs.size === 0) return NO_GPUS;
+    const since = this.opts.now() - (this.opts.lostRaceMemoryMs ?? 5000);
+    for (const [gpu, at] of this.lostRaceAtMs) if (at <= since) this.lostRaceAtMs.delete(gpu);
+    return [...this.lostRaceAtMs.keys()];
   }
 
   /** The durable record of a GPU as last seen (tests and diagnostics). */

@@ -18,8 +18,8 @@ export interface LiveReplicasOptions {
   /** Renew and list this often, ms. */
   renewEveryMs: number;
   logger: Logger;
-  /** A commit of this replica to the GPU lost a race lately (the reservation store knows). */
-  lostRaceRecently?: (gpuUuid: string) => boolean;
+  /** The GPUs on which a commit of this replica lost a race lately (the reservation store knows). */
+  lostRaces?: () => readonly string[];
   /** Told when the set changes. */
   onChange?: (replicas: readonly string[]) => void;
 }
@@ -53,7 +53,7 @@ export class LiveReplicas {
       this.currentPreference = replicaPreference({
         self: this.opts.replica,
         replicas: this.current,
-        ...(this.opts.lostRaceRecently ? { lostRaceRecently: this.opts.lostRaceRecently } : {}),
+        ...(this.opts.lostRaces ? { lostRaces: this.opts.lostRaces } : {}),
       });
     }
     return this.currentPreference;

@@ -270,9 +270,9 @@ describe('startClusterIntegration against the stand-in API server', () => {
     await joined;
     expect(first.health().replicas).toEqual(['replica-0', 'replica-1']);
     // They agree on who fills which GPU first: each GPU is one replica's own.
-    for (const gpu of idleInventory(2, 4, clock).gpus) {
-      expect([first, second].filter((i) => (i.preference()?.(gpu.uuid) ?? -1) >= 0)).toHaveLength(1);
-    }
+    const gpus = idleInventory(2, 4, clock).gpus;
+    const [ofFirst, ofSecond] = [first, second].map((i) => i.preference()?.scoresFor(gpus) ?? []);
+    gpus.forEach((_, k) => expect([ofFirst?.[k] ?? -1, ofSecond?.[k] ?? -1].filter((score) => score >= 0)).toHaveLength(1));
 
     const left = changes.next('replicas', (c) => !c.replicas.includes('replica-1'));
     await second.stop();

@@ -233,7 +233,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     replica,
     renewEveryMs: (leaseSeconds * 1000) / 3,
     logger,
-    lostRaceRecently: (gpu) => store.lostRaceRecently(gpu),
+    lostRaces: () => store.lostRaces(),
     onChange: (replicas) => notify({ kind: 'replicas', replicas }),
   });
 

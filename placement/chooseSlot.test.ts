@@ -4,7 +4,7 @@ import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '.
 import { chooseSlot, countUnreservedPods } from './chooseSlot.js';
 import { ReservationLedger } from './ledger.js';
 import { PREFERENCE_STEP } from './replicaPreference.js';
-import type { LedgerView, PlacementConfig, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
+import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;
@@ -562,7 +562,8 @@ describe('chooseSlot: the choice', () => {
 describe('chooseSlot: a replica preference', () => {
   // GPU 0 is half full, GPU 1 and GPU 2 idle; the preference ranks GPU 2 (and then GPU 1) above GPU 0.
   const gpus = () => [gpu({ index: 0, memory: memory(H100_MIB, 40 * GIB) }), gpu({ index: 1 }), gpu({ index: 2 })];
-  const ownsOneAndTwo = (uuid: string): number => (uuid.endsWith('-2') ? 2e-8 : uuid.endsWith('-1') ? 1e-8 : -PREFERENCE_STEP);
+  const byUuid = (score: (uuid: string) => number): GpuPreference => ({ scoresFor: (fleet) => fleet.map((g) => score(g.uuid)) });
+  const ownsOneAndTwo = byUuid((uuid) => (uuid.endsWith('-2') ? 2e-8 : uuid.endsWith('-1') ? 1e-8 : -PREFERENCE_STEP));
 
   test('without one, binpack fills the GPU in use', () => {
     expect(expectChoice(choose(gpus())).gpuIndex).toBe(0);
@@ -587,7 +588,7 @@ describe('chooseSlot: a replica preference', () => {
 
   test('for a high-priority pod a cool GPU two tiers down still beats a hot GPU of the top tier', () => {
     const mixed = [gpu({ index: 0 }), gpu({ index: 1, utilPercent: 95 })];
-    const twoStepsDown = (uuid: string): number => (uuid.endsWith('-0') ? -2 * PREFERENCE_STEP : 0);
+    const twoStepsDown = byUuid((uuid) => (uuid.endsWith('-0') ? -2 * PREFERENCE_STEP : 0));
     const decision = chooseSlot(inventoryOf(mixed), ledgerOf(), request({ priority: 'high' }), placement(), NOW, twoStepsDown);
     expect(expectChoice(decision).gpuIndex).toBe(0);
   });

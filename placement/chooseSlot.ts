@@ -160,6 +160,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   let bestRoomMiB = 0;
   let bestSums: GpuReservationTotals | null = null;
   let bestClients = 0;
+  let preferred: ArrayLike<number> | null = null;
 
   for (let i = 0; i < gpus.length; i++) {
     const gpu = gpus[i];
@@ -285,7 +286,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     }
     if (hot) score -= hotPenalty;
     // Several replicas: this replica's own GPUs first (docs/adr/0005-multi-replica-reservations.md).
-    if (preference !== null) score += preference(gpu.uuid);
+    if (preference !== null) score += (preferred ??= preference.scoresFor(gpus))[i] ?? 0;
 
     if (best === null || score > bestScore || (score === bestScore && breaksTie(gpu, best))) {
       best = gpu;

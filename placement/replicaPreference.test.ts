@@ -1,7 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
+import { h100 } from '../dcgm/testing/gpuSamples.js';
 import { PREFERENCE_STEP, rendezvousRank, rendezvousWeight, replicaPreference } from './replicaPreference.js';
+import type { ReplicaPreferenceInput } from './replicaPreference.js';
 
-const gpus = Array.from({ length: 600 }, (_, i) => `GPU-${i.toString(16).padStart(8, '0')}-4d37-8938-0032f923bad0`);
+const fleet = Array.from({ length: 600 }, (_, i) => h100(`node-${Math.floor(i / 8)}`, i % 8, 0));
+const gpus = fleet.map((g) => g.uuid);
 const replicas = ['mps-injector-7c9f-a', 'mps-injector-7c9f-b', 'mps-injector-7c9f-c'];
 
 function ownerOf(gpu: string, among: readonly string[]): string {
@@ -46,7 +49,20 @@ describe('rendezvous ranking', () => {
   });
 });
 
+/** A replica's preference as a function of a GPU's UUID (over the whole fleet). */
+function preferenceOf(input: ReplicaPreferenceInput): (gpuUuid: string) => number {
+  const preference = replicaPreference(input);
+  if (preference === null) throw new Error('expected a preference');
+  return (gpuUuid) => preference.scoresFor(fleet)[gpus.indexOf(gpuUuid)] ?? NaN;
+}
+
 describe('replicaPreference', () => {
+  test('the scores of one fleet are computed once, and the same array is read again', () => {
+    const preference = replicaPreference({ self: replicas[0] ?? '', replicas });
+    expect(preference?.scoresFor(fleet)).toBe(preference?.scoresFor(fleet));
+    expect(preference?.scoresFor(fleet)).toHaveLength(fleet.length);
+  });
+
   test('alone, a replica has no preference', () => {
     expect(replicaPreference({ self: 'a', replicas: [] })).toBeNull();
     expect(replicaPreference({ self: 'a', replicas: ['a'] })).toBeNull();
@@ -54,7 +70,7 @@ describe('replicaPreference', () => {
 
   test('own GPUs rank a step above the others, and the order inside a tier stays far below any real score difference', () => {
     const self = replicas[0] ?? '';
-    const prefer = replicaPreference({ self, replicas })!;
+    const prefer = preferenceOf({ self, replicas });
     for (const gpu of gpus.slice(0, 100)) {
       const value = prefer(gpu);
       if (ownerOf(gpu, replicas) === self) {
@@ -69,20 +85,20 @@ describe('replicaPreference', () => {
 
   test('a GPU this replica lost a race on lately ranks a step lower', () => {
     const self = replicas[0] ?? '';
-    const lost = new Set<string>();
-    const prefer = replicaPreference({ self, replicas, lostRaceRecently: (gpu) => lost.has(gpu) })!;
+    let lost: string[] = [];
+    const prefer = preferenceOf({ self, replicas, lostRaces: () => lost });
     const own = gpus.find((g) => ownerOf(g, replicas) === self) ?? '';
     const before = prefer(own);
-    lost.add(own);
+    lost = [own, 'GPU-not-in-this-fleet'];
     expect(prefer(own)).toBeCloseTo(before - PREFERENCE_STEP, 9);
-    lost.delete(own);
+    lost = [];
     expect(prefer(own)).toBe(before);
   });
 
   test('replicas that run out of GPUs of their own open different GPUs of the others first', () => {
     // Each replica's first choice among idle GPUs it does not own: the GPU of highest preference.
     const firstForeign = (self: string): string => {
-      const prefer = replicaPreference({ self, replicas })!;
+      const prefer = preferenceOf({ self, replicas });
       const foreign = gpus.filter((g) => ownerOf(g, replicas) !== self);
       return foreign.reduce((best, g) => (prefer(g) > prefer(best) ? g : best));
     };

@@ -13,9 +13,10 @@
  * ranks a step lower still, so its next choice goes elsewhere. When replicas come and go, only
  * the GPUs of the replica that joined or left change owner.
  *
- * Pure: the caller supplies the replicas (from their Leases) and which GPUs it lost races on.
+ * Pure: the caller supplies the replicas (from their Leases) and the GPUs it lost races on.
  */
 import { hash } from 'node:crypto';
+import type { GpuSample } from '../dcgm/inventory.js';
 import type { GpuPreference } from './types.js';
 
 /**
@@ -66,23 +67,24 @@ export interface ReplicaPreferenceInput {
   self: string;
   /** The live replicas (this one is added when missing). */
   replicas: readonly string[];
-  /** A write of this replica to the GPU lost a race lately. */
-  lostRaceRecently?: (gpuUuid: string) => boolean;
+  /** The GPUs on which a write of this replica lost a race lately (usually none). */
+  lostRaces?: () => readonly string[];
 }
 
 /**
  * This replica's preference among GPUs (see the module comment), or null when it is the only
- * live replica: nothing to share, and placement keeps its plain order.
+ * live replica: nothing to share, and placement keeps its plain order. The scores of a fleet
+ * are computed once per inventory (array) and then only read, so a choice over 10,000 GPUs
+ * pays an array read per candidate, not a hash.
  */
 export function replicaPreference(input: ReplicaPreferenceInput): GpuPreference | null {
   const replicas = [...new Set([...input.replicas, input.self])].sort();
   if (replicas.length < 2) return null;
-  const lostRaceRecently = input.lostRaceRecently ?? null;
   const { self } = input;
   const others = replicas.length - 1;
   // Ranks change only with the replicas: computed once per GPU for this set of replicas.
   const ranked = new Map<string, number>();
-  return (gpuUuid) => {
+  const valueOf = (gpuUuid: string): number => {
     let value = ranked.get(gpuUuid);
     if (value === undefined) {
       const { rank, weight, ownerWeight } = rendezvousRank(gpuUuid, self, replicas);
@@ -91,6 +93,30 @@ export function replicaPreference(input: ReplicaPreferenceInput): GpuPreference 
       value = (rank === 0 ? 0 : -PREFERENCE_STEP) + ORDER_SPAN * order;
       ranked.set(gpuUuid, value);
     }
-    return lostRaceRecently !== null && lostRaceRecently(gpuUuid) ? value - PREFERENCE_STEP : value;
+    return value;
+  };
+  const fleets = new WeakMap<readonly GpuSample[], { scores: Float64Array; positions: Map<string, number> }>();
+  return {
+    scoresFor(gpus) {
+      let fleet = fleets.get(gpus);
+      if (fleet === undefined) {
+        const scores = new Float64Array(gpus.length);
+        const positions = new Map<string, number>();
+        gpus.forEach((gpu, i) => {
+          scores[i] = valueOf(gpu.uuid);
+          positions.set(gpu.uuid, i);
+        });
+        fleet = { scores, positions };
+        fleets.set(gpus, fleet);
+      }
+      const lost = input.lostRaces?.() ?? [];
+      if (lost.length === 0) return fleet.scores;
+      const adjusted = Float64Array.from(fleet.scores);
+      for (const gpuUuid of lost) {
+        const i = fleet.positions.get(gpuUuid);
+        if (i !== undefined) adjusted[i] = (adjusted[i] ?? 0) - PREFERENCE_STEP;
+      }
+      return adjusted;
+    },
   };
 }

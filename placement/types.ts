@@ -2,6 +2,7 @@
  * Types of the placement engine: what a pod asks for, what the engine decides,
  * and the reservations it keeps. Pure data: no I/O here.
  */
+import type { GpuSample } from '../dcgm/inventory.js';
 
 export const Priority = { High: 'high', Low: 'low' } as const;
 export type Priority = (typeof Priority)[keyof typeof Priority];
@@ -118,7 +119,10 @@ export interface Reservation {
  * (placement/replicaPreference.ts): whole steps rank tiers of GPUs, tiny fractions order GPUs
  * of equal score. Null or absent: no preference.
  */
-export type GpuPreference = (gpuUuid: string) => number;
+export interface GpuPreference {
+  /** The score to add to each GPU of `gpus`, by position (cheap to call again for the same array). */
+  scoresFor(gpus: readonly GpuSample[]): ArrayLike<number>;
+}
 
 /** What placement reads from the ledger. */
 export interface LedgerView {
