@@ -131,7 +131,7 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
     conflictBackoffMs: setup.backoffMs,
   });
   const leases = new ReplicaLeases({ apis, namespace: NAMESPACE, replica: setup.name, leaseDurationSeconds: 30, now: Date.now, logger });
-  const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, lostRaces: () => store.lostRaces() });
+  const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, contendedGpus: () => store.contendedGpus() });
   await store.load();
   await live.start();
 

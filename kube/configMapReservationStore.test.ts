@@ -174,8 +174,8 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     await a.store.commit(reserveOn(a, inventory, 'ml/a'), AbortSignal.timeout(5000));
     const rb = reserveOn(b, inventory, 'ml/b');
     expect(await b.store.commit(rb, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
-    expect(b.store.lostRaces()).toEqual([rb.gpuUuid]);
-    expect(a.store.lostRaces()).toEqual([]);
+    expect(b.store.contendedGpus()).toEqual([rb.gpuUuid]);
+    expect(a.store.contendedGpus()).toEqual([]);
 
     b.ledger.release(rb.id);
     const before = standIn.requests.length;
@@ -183,7 +183,7 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     expect(standIn.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /api/v1/namespaces/${NAMESPACE}/configmaps/${durableObjectName(rb.gpuUuid)}`]);
 
     clock += 5_000;
-    expect(b.store.lostRaces()).toEqual([]);
+    expect(b.store.contendedGpus()).toEqual([]);
   });
 
   test('a 409 on a GPU not read for a while rereads every object in one list, not one 409 at a time', async () => {
@@ -198,16 +198,18 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     for (const r of [...onFirst, ...onSecond]) expect(await b.store.commit(r, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
     expect(new Set([...onFirst, ...onSecond].map((r) => r.gpuUuid)).size).toBe(2);
 
-    clock += 2_000;
+    clock += 1_500;
     const ra = reserveOn(a, inventory, 'ml/a', 40 * 1024);
     expect(await a.store.commit(ra, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
     // An old view catching up is not a race: nothing to steer away from.
-    expect(a.store.lostRaces()).toEqual([]);
+    expect(a.store.contendedGpus()).toEqual([]);
     a.ledger.release(ra.id);
     const before = standIn.requests.length;
     await a.store.refresh(AbortSignal.timeout(5000));
     expect(standIn.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /api/v1/namespaces/${NAMESPACE}/configmaps`]);
     for (const r of [...onFirst, ...onSecond]) expect(a.ledger.get(r.id)).toEqual(expect.objectContaining({ gpuUuid: r.gpuUuid }));
+    // b was granting on both just now: a's preference steers away from them for a while.
+    expect([...a.store.contendedGpus()].sort()).toEqual([...onFirst, ...onSecond].map((r) => r.gpuUuid).sort());
     // So the next choice fits beside both, first time.
     expect(await a.store.commit(reserveOn(a, inventory, 'ml/a'), AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
   });

@@ -57,13 +57,13 @@ export interface ConfigMapReservationStoreOptions {
   /**
    * Largest backoff before rereading a GPU after the second race lost on it in a row, ms
    * (random below it); doubles per further race lost, up to 64 (default 16; 0: none). After the
-   * first, the next choice goes to another GPU (lostRaces), so there is nothing to wait for.
+   * first, the next choice goes to another GPU (contendedGpus), so there is nothing to wait for.
    */
   conflictBackoffMs?: number;
   /** Source of the backoff jitter (default Math.random). */
   random?: () => number;
-  /** How long a GPU counts as contended after a write to it lost a race, ms (default 5000): see lostRaces. */
-  lostRaceMemoryMs?: number;
+  /** How long a GPU counts as contended after a race lost on it or another replica's grant on it, ms (default 2000): see contendedGpus. */
+  contendedForMs?: number;
   /** A view of a GPU older than this is old, ms (default 1000): a 409 on it rereads every object (at most once per this period). */
   oldViewMs?: number;
 }
@@ -96,7 +96,9 @@ const CONFLICT_KINDS = new Set<string>([ApiFailureKind.Conflict, ApiFailureKind.
 
 export class ConfigMapReservationStore implements ReservationStore {
   private readonly records = new Map<string, DurableGpuRecord>();
-  private readonly stale = new Set<string>();
+  /** GPUs another writer changed (a 409), each with the count of marks when it was marked. */
+  private readonly stale = new Map<string, number>();
+  private staleMarks = 0;
   private readonly tainted = new Set<string>();
   /** Reservations dropped by release(): dead for garbage collection even before their expiry. */
   private readonly abandoned = new Set<string>();
@@ -105,14 +107,16 @@ export class ConfigMapReservationStore implements ReservationStore {
   private readonly epochs = new Map<string, number>();
   /** Lost races in a row per GPU, for the refresh backoff. */
   private readonly conflictStreak = new Map<string, number>();
-  /** When a commit to a GPU last lost a race (epoch ms), for lostRaces. */
-  private readonly lostRaceAtMs = new Map<string, number>();
+  /** When a GPU was last found contended (epoch ms), for contendedGpus. */
+  private readonly contendedAtMs = new Map<string, number>();
   /** When each GPU's object was last read or written (epoch ms); GPUs not in it are as old as the last list. */
   private readonly syncedAtMs = new Map<string, number>();
   /** When the last list of every object was asked for (epoch ms). */
   private listedAtMs = -Infinity;
   /** A list of every object in flight for refresh(), shared by the admissions that wait on it. */
   private relisting: Promise<void> | null = null;
+  /** 409s since the last list on GPUs this replica had not read or written since: others are changing GPUs it has not seen. */
+  private unseenConflicts = 0;
   private readonly random: () => number;
   /** Commits waiting for the next write to their GPU's object. */
   private readonly queues = new Map<string, QueuedCommit[]>();
@@ -129,11 +133,13 @@ export class ConfigMapReservationStore implements ReservationStore {
     };
   }
 
-  /** Read every durable object and bring the ledger up to date (start-up, and periodic resync). */
+  /** Read every durable object and bring the ledger up to date (start-up, periodic resync, and after a 409 on an old view). */
   async load(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
     const epochsAtList = new Map(this.epochs);
     const listedAtMs = this.opts.now();
+    const unseenConflicts = this.unseenConflicts;
+    const staleMarksAtList = this.staleMarks;
     let listed: ConfigMapLike[];
     try {
       const list = await withTransientRetry(
@@ -156,11 +162,13 @@ export class ConfigMapReservationStore implements ReservationStore {
           // Written or reread since the list was taken: the list is older than what is known.
           if ((this.epochs.get(gpu) ?? 0) !== (epochsAtList.get(gpu) ?? 0)) return;
           this.apply(gpu, found.get(gpu) ?? null);
-          this.stale.delete(gpu);
+          // A GPU found changed after the list was asked for stays stale: the list may predate the change.
+          if ((this.stale.get(gpu) ?? 0) <= staleMarksAtList) this.stale.delete(gpu);
         }),
       ),
     );
     this.listedAtMs = Math.max(this.listedAtMs, listedAtMs);
+    this.unseenConflicts = Math.max(0, this.unseenConflicts - unseenConflicts);
   }
 
   /**
@@ -260,8 +268,9 @@ export class ConfigMapReservationStore implements ReservationStore {
       const failure = classifyApiError(err);
       if (CONFLICT_KINDS.has(failure.kind)) {
         // A race lost on a GPU this replica had in view (not an old view catching up): choose elsewhere for a while.
-        if (!this.viewIsOld(gpu)) this.lostRaceAtMs.set(gpu, this.opts.now());
-        this.stale.add(gpu);
+        if (!this.viewIsOld(gpu)) this.contendedAtMs.set(gpu, this.opts.now());
+        if ((this.syncedAtMs.get(gpu) ?? -Infinity) <= this.listedAtMs) this.unseenConflicts++;
+        this.stale.set(gpu, ++this.staleMarks);
         this.conflictStreak.set(gpu, (this.conflictStreak.get(gpu) ?? 0) + 1);
         for (const q of batch) this.conflict(q, false);
         return;
@@ -289,13 +298,17 @@ export class ConfigMapReservationStore implements ReservationStore {
   async refresh(signal: AbortSignal): Promise<void> {
     this.pruneTainted();
     if (this.stale.size === 0) return;
-    if ([...this.stale].some((gpu) => this.viewIsOld(gpu)) && (this.relisting !== null || this.opts.now() - this.listedAtMs > this.oldViewMs())) {
+    // List again when the view of a changed GPU is old (at most once per oldViewMs), or when two
+    // 409s since the last list were on GPUs not seen since: the others are opening GPUs this
+    // replica has not seen, and finding them one 409 at a time would use up its attempts.
+    const oldView = [...this.stale.keys()].some((gpu) => this.viewIsOld(gpu)) && this.opts.now() - this.listedAtMs > this.oldViewMs();
+    if (this.relisting !== null || oldView || this.unseenConflicts >= 2) {
       this.relisting ??= this.load(signal).finally(() => {
         this.relisting = null;
       });
       await this.relisting;
     }
-    const gpus = [...this.stale];
+    const gpus = [...this.stale.keys()];
     if (gpus.length === 0) return;
     await Promise.all(
       gpus.map((gpu) =>
@@ -354,15 +367,17 @@ export class ConfigMapReservationStore implements ReservationStore {
   }
 
   /**
-   * The GPUs on which a commit lost a race (another replica changed it first, while this one had
-   * it in view) within the last lostRaceMemoryMs: the replica preference ranks them lower, so
-   * the next choice goes to another GPU instead of racing for the same one again.
+   * The GPUs other replicas are filling now, as far as this one can tell: within the last
+   * contendedForMs a commit to them lost a race while this replica had them in view, or another
+   * replica granted on them (read with the grant's time). The replica preference ranks them
+   * lower, so the next choice goes to a GPU no one else is filling instead of racing for the same
+   * one again, or being drawn to another replica's GPU in use by packing.
    */
-  lostRaces(): readonly string[] {
-    if (this.lostRaceAtMs.size === 0) return NO_GPUS;
-    const since = this.opts.now() - (this.opts.lostRaceMemoryMs ?? 5000);
-    for (const [gpu, at] of this.lostRaceAtMs) if (at <= since) this.lostRaceAtMs.delete(gpu);
-    return [...this.lostRaceAtMs.keys()];
+  contendedGpus(): readonly string[] {
+    if (this.contendedAtMs.size === 0) return NO_GPUS;
+    const since = this.opts.now() - this.contendedForMs();
+    for (const [gpu, at] of this.contendedAtMs) if (at <= since) this.contendedAtMs.delete(gpu);
+    return [...this.contendedAtMs.keys()];
   }
 
   /** The durable record of a GPU as last seen (tests and diagnostics). */
@@ -461,6 +476,8 @@ export class ConfigMapReservationStore implements ReservationStore {
       if (ledger.get(entry.id) !== null || isEntryDead(entry, this.liveness, nowMs)) continue;
       ledger.restore(reservationFromEntry(entry, this.liveness.hasLivePod(entry.id)));
       added = true;
+      // Another replica's grant (this one's are in the ledger already): a recent one means it is filling this GPU.
+      if (entry.createdAtMs > nowMs - this.contendedForMs() && entry.createdAtMs > (this.contendedAtMs.get(gpuUuid) ?? -Infinity)) this.contendedAtMs.set(gpuUuid, entry.createdAtMs);
     }
     for (const id of previous?.entries.keys() ?? []) {
       if (entries.has(id)) continue;
@@ -505,7 +522,7 @@ export class ConfigMapReservationStore implements ReservationStore {
         } catch (err) {
           const failure = classifyApiError(err);
           if (!CONFLICT_KINDS.has(failure.kind)) throw describeApiFailure(`removing ended reservations of GPU ${gpuUuid}`, failure, this.opts.apis.server);
-          this.stale.add(gpuUuid);
+          this.stale.set(gpuUuid, ++this.staleMarks);
         }
       }
       return 0;
@@ -515,6 +532,10 @@ export class ConfigMapReservationStore implements ReservationStore {
   /** This replica has not read or written the GPU's object lately. */
   private viewIsOld(gpuUuid: string): boolean {
     return this.opts.now() - (this.syncedAtMs.get(gpuUuid) ?? this.listedAtMs) > this.oldViewMs();
+  }
+
+  private contendedForMs(): number {
+    return this.opts.contendedForMs ?? 2000;
   }
 
   private oldViewMs(): number {

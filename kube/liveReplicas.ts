@@ -18,8 +18,8 @@ export interface LiveReplicasOptions {
   /** Renew and list this often, ms. */
   renewEveryMs: number;
   logger: Logger;
-  /** The GPUs on which a commit of this replica lost a race lately (the reservation store knows). */
-  lostRaces?: () => readonly string[];
+  /** The GPUs other replicas are filling now, as far as this one can tell (the reservation store knows). */
+  contendedGpus?: () => readonly string[];
   /** Told when the set changes. */
   onChange?: (replicas: readonly string[]) => void;
 }
@@ -53,7 +53,7 @@ export class LiveReplicas {
       this.currentPreference = replicaPreference({
         self: this.opts.replica,
         replicas: this.current,
-        ...(this.opts.lostRaces ? { lostRaces: this.opts.lostRaces } : {}),
+        ...(this.opts.contendedGpus ? { contendedGpus: this.opts.contendedGpus } : {}),
       });
     }
     return this.currentPreference;

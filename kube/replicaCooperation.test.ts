@@ -59,7 +59,7 @@ async function startReplica(standIn: StandInApiServer, name: string, leaseSecond
   const store = new ConfigMapReservationStore({ apis, namespace: NAMESPACE, ledger, liveness: { hasLivePod: () => false, hasEnded: () => false, synced: () => true }, now: Date.now, logger });
   const leases = new ReplicaLeases({ apis, namespace: NAMESPACE, replica: name, leaseDurationSeconds: leaseSeconds, now: Date.now, logger });
   const seen: (readonly string[])[] = [];
-  const live = new LiveReplicas({ leases, replica: name, renewEveryMs: (leaseSeconds * 1000) / 3, logger, lostRaces: () => store.lostRaces(), onChange: (r) => seen.push(r) });
+  const live = new LiveReplicas({ leases, replica: name, renewEveryMs: (leaseSeconds * 1000) / 3, logger, contendedGpus: () => store.contendedGpus(), onChange: (r) => seen.push(r) });
   const life = new AbortController();
   await store.load();
   await live.start(life.signal);

@@ -233,7 +233,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     replica,
     renewEveryMs: (leaseSeconds * 1000) / 3,
     logger,
-    lostRaces: () => store.lostRaces(),
+    contendedGpus: () => store.contendedGpus(),
     onChange: (replicas) => notify({ kind: 'replicas', replicas }),
   });
 

@@ -83,10 +83,10 @@ describe('replicaPreference', () => {
     }
   });
 
-  test('a GPU this replica lost a race on lately ranks a step lower', () => {
+  test('a GPU another replica is filling now ranks a step lower', () => {
     const self = replicas[0] ?? '';
     let lost: string[] = [];
-    const prefer = preferenceOf({ self, replicas, lostRaces: () => lost });
+    const prefer = preferenceOf({ self, replicas, contendedGpus: () => lost });
     const own = gpus.find((g) => ownerOf(g, replicas) === self) ?? '';
     const before = prefer(own);
     lost = [own, 'GPU-not-in-this-fleet'];

@@ -9,11 +9,13 @@
  * score, it opens its own in order of its weight, highest first; once none of its own fits,
  * another replica's GPUs in order of its rank for them (those it is second for first: each GPU
  * has one second, so two replicas that overflow do not meet), then of the owner's weight, lowest
- * first: the ones their owner would open last. A GPU on which this replica lost a race lately
- * ranks a step lower still, so its next choice goes elsewhere. When replicas come and go, only
- * the GPUs of the replica that joined or left change owner.
+ * first: the ones their owner would open last. A GPU another replica is filling now (this one
+ * lost a race on it, or found new grants of another replica on it after a 409) ranks a step
+ * lower still, so the next choice goes elsewhere instead of racing for it, or being drawn to it
+ * by packing. When replicas come and go, only the GPUs of the replica that joined or left
+ * change owner.
  *
- * Pure: the caller supplies the replicas (from their Leases) and the GPUs it lost races on.
+ * Pure: the caller supplies the replicas (from their Leases) and the GPUs it found contended.
  */
 import { hash } from 'node:crypto';
 import type { GpuSample } from '../dcgm/inventory.js';
@@ -67,8 +69,8 @@ export interface ReplicaPreferenceInput {
   self: string;
   /** The live replicas (this one is added when missing). */
   replicas: readonly string[];
-  /** The GPUs on which a write of this replica lost a race lately (usually none). */
-  lostRaces?: () => readonly string[];
+  /** The GPUs other replicas are filling now, as far as this one can tell (usually none). */
+  contendedGpus?: () => readonly string[];
 }
 
 /**
@@ -109,10 +111,10 @@ export function replicaPreference(input: ReplicaPreferenceInput): GpuPreference 
         fleet = { scores, positions };
         fleets.set(gpus, fleet);
       }
-      const lost = input.lostRaces?.() ?? [];
-      if (lost.length === 0) return fleet.scores;
+      const contended = input.contendedGpus?.() ?? [];
+      if (contended.length === 0) return fleet.scores;
       const adjusted = Float64Array.from(fleet.scores);
-      for (const gpuUuid of lost) {
+      for (const gpuUuid of contended) {
         const i = fleet.positions.get(gpuUuid);
         if (i !== undefined) adjusted[i] = (adjusted[i] ?? 0) - PREFERENCE_STEP;
       }
