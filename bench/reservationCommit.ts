@@ -13,6 +13,8 @@
  * - conflicts per admission,
  * - refusals by reason (a refusal for contention is a failure: there is room for every pod),
  * - GPUs in use at the end, against one replica's count + (replicas - 1),
+ * - how busy the busiest replica's event loop and the API server's were (near 100%: the figures
+ *   are bound by the CPU the threads share, not by the API),
  * then the targets and whether each held. Scenarios, per API latency: one replica one
  * admission at a time, then 1..N replicas with --concurrency admissions in flight each (all
  * binpacking onto one fleet: the worst case for contention).
@@ -86,6 +88,8 @@ type Command = 'refresh' | 'warm' | 'run' | 'stop';
 interface RunReport {
   samples: Sample[];
   conflicts: number;
+  /** Share of the run this replica's event loop was busy (not waiting for I/O), 0..1. */
+  busy: number;
 }
 
 function benchPod(name: string): Pod {
@@ -163,12 +167,14 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
         port.postMessage('warm');
       } else if (command === 'run') {
         const conflictsBefore = store.stats.conflicts;
+        const loopBefore = performance.eventLoopUtilization();
         const samples: Sample[] = [];
         const worker = async (): Promise<void> => {
           for (let i = Atomics.add(counter, 0, 1); i < setup.admissions; i = Atomics.add(counter, 0, 1)) samples.push(await admit(inventory, `pod-${i}`));
         };
         await Promise.all(Array.from({ length: setup.concurrency }, worker));
-        port.postMessage({ samples, conflicts: store.stats.conflicts - conflictsBefore } satisfies RunReport);
+        const busy = performance.eventLoopUtilization(loopBefore).utilization;
+        port.postMessage({ samples, conflicts: store.stats.conflicts - conflictsBefore, busy } satisfies RunReport);
       } else {
         await live.stop();
         apis.close();
@@ -201,6 +207,9 @@ interface ScenarioResult {
   gpusInUse: number;
   overGrantedGpus: number;
   seconds: number;
+  /** Busiest replica's event loop and the API server's, share of the run (CPU-bound when near 1). */
+  replicaBusy: number;
+  serverBusy: number;
   runs: number;
 }
 
@@ -269,7 +278,9 @@ async function runScenario(replicaCount: number, concurrency: number, apiLatency
 
     const requestsBefore = standIn.requests.length;
     const started = performance.now();
+    const serverLoopBefore = performance.eventLoopUtilization();
     const reports = await ask<RunReport>(workers, 'run');
+    const serverBusy = performance.eventLoopUtilization(serverLoopBefore).utilization;
     const seconds = (performance.now() - started) / 1000;
     const apiCalls = standIn.requests.length - requestsBefore;
     await ask(workers, 'stop');
@@ -303,6 +314,8 @@ async function runScenario(replicaCount: number, concurrency: number, apiLatency
       gpusInUse: counts.filter((n) => n > 0).length,
       overGrantedGpus: counts.filter((n) => n > fit).length,
       seconds: Number(seconds.toFixed(2)),
+      replicaBusy: Number(Math.max(...reports.map((r) => r.busy)).toFixed(2)),
+      serverBusy: Number(serverBusy.toFixed(2)),
       runs: 1,
     };
   } finally {
@@ -338,6 +351,8 @@ function combine(runs: ScenarioResult[]): ScenarioResult {
     gpusInUse: Math.max(...runs.map((r) => r.gpusInUse)),
     overGrantedGpus: Math.max(...runs.map((r) => r.overGrantedGpus)),
     seconds: median(runs.map((r) => r.seconds)),
+    replicaBusy: median(runs.map((r) => r.replicaBusy)),
+    serverBusy: median(runs.map((r) => r.serverBusy)),
     runs: runs.length,
   };
 }
@@ -425,10 +440,10 @@ async function main(): Promise<void> {
     console.log(
       `Reservation commit through the API server (stand-in over HTTPS, real client, a worker thread per replica; ${opts.admissions} admissions of ${MEMORY_MIB} MiB per scenario; ${args.runs} run(s) each, medians)`,
     );
-    console.log('scenario                              API ms  granted   p50 ms   p99 ms  API calls/adm  conflicts/adm  GPUs in use  over-granted  seconds');
+    console.log('scenario                              API ms  granted   p50 ms   p99 ms  API calls/adm  conflicts/adm  GPUs in use  over-granted  seconds  busy: replica server');
     for (const r of results) {
       console.log(
-        `${r.scenario.padEnd(37)} ${String(r.apiLatencyMs).padStart(6)} ${String(r.granted).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.apiCallsPerAdmission.toFixed(2).padStart(14)} ${r.conflictsPerAdmission.toFixed(3).padStart(14)} ${String(r.gpusInUse).padStart(12)} ${String(r.overGrantedGpus).padStart(13)} ${r.seconds.toFixed(1).padStart(8)}`,
+        `${r.scenario.padEnd(37)} ${String(r.apiLatencyMs).padStart(6)} ${String(r.granted).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.apiCallsPerAdmission.toFixed(2).padStart(14)} ${r.conflictsPerAdmission.toFixed(3).padStart(14)} ${String(r.gpusInUse).padStart(12)} ${String(r.overGrantedGpus).padStart(13)} ${r.seconds.toFixed(1).padStart(8)} ${`${Math.round(r.replicaBusy * 100)}%`.padStart(14)} ${`${Math.round(r.serverBusy * 100)}%`.padStart(6)}`,
       );
     }
     console.log('\nRefusals by reason:');
