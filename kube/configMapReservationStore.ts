@@ -115,7 +115,7 @@ export class ConfigMapReservationStore implements ReservationStore {
   private listedAtMs = -Infinity;
   /** A list of every object in flight for refresh(), shared by the admissions that wait on it. */
   private relisting: Promise<void> | null = null;
-  /** 409s since the last list on GPUs this replica had not read or written since: others are changing GPUs it has not seen. */
+  /** 409s since the last list on GPUs this replica has not read or written since it (typically ones with no object then): others are opening GPUs it has not seen. */
   private unseenConflicts = 0;
   private readonly random: () => number;
   /** Commits waiting for the next write to their GPU's object. */

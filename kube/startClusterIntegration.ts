@@ -304,11 +304,12 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     podsSynced = true;
     // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
-    // The replicas to share GPUs with (a failure only leaves this one alone until the next period).
-    await liveReplicas.start(stopController.signal);
   })();
+  // This replica's Lease from the start (it says the replica is alive, also to a CA rotation), and
+  // the replicas to share GPUs with (a failure only leaves this one alone until the next period).
+  const replicasListed = liveReplicas.start(stopController.signal);
   const ready = (async () => {
-    await Promise.all([certificatesReady, reservationsReady]);
+    await Promise.all([certificatesReady, reservationsReady, replicasListed]);
     isReady = true;
     logger.info(
       { namespace, replica, trackedPods: tracker.trackedPods, reservations: ledger.size(now()), nodes: Object.keys(nodeTable.snapshot()).length },
