@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
-import type { Reservation, SlotChoice } from '../placement/types.js';
+import type { GpuPreference, Reservation, SlotChoice } from '../placement/types.js';
 import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
@@ -67,6 +67,8 @@ export interface AdmitContext {
   nowMs: number;
   /** Keys that seal new decisions and verify recorded ones (shared by every replica). */
   keys: DecisionKeyRing;
+  /** Several replicas: the GPUs this one fills first (placement/replicaPreference.ts). */
+  preference?: GpuPreference | null;
 }
 
 export { DRY_RUN_RESERVATION };
@@ -126,7 +128,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     warnings.push(`mps-injector ignored the decision this pod claimed and placed it afresh, replacing those annotations: ${intent.forged}. Only the webhook records decisions; remove them from the pod template.`);
   }
 
-  const { decision, reservation, superseded } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun });
+  const { decision, reservation, superseded } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun, preference: ctx.preference ?? null });
   if (!decision.ok) {
     const policy = decision.code === 'no-metrics' ? config.failure.onNoMetrics : config.failure.onNoFit;
     if (policy === 'allow') {

@@ -1,74 +1,133 @@
 /**
- * `node dist/bench/reservationCommit.js`: what a durable reservation adds to an admission.
+ * `node dist/bench/reservationCommit.js`: what a durable reservation adds to an admission,
+ * with one replica and with several sharing the API server.
  *
- * Runs the admission path's reservation step (reserveSlot, then commit; on a conflict
- * release, refresh and choose again) against the in-process stand-in API server over HTTPS
- * with the real Kubernetes client, and prints:
+ * Each replica runs in a worker thread of its own (its own event loop, ledger, store and
+ * connections, as replicas are processes of their own), the stand-in API server in the main
+ * thread, over HTTPS with the real Kubernetes client. Each replica runs the webhook's admission
+ * path (admitAndCommit: choose and reserve, commit; on a conflict release, refresh and choose
+ * again), finds the others through their Leases and fills its own GPUs first
+ * (docs/adr/0005-multi-replica-reservations.md). Prints, per scenario:
  * - p50/p99 of the added latency (commit, plus refresh and retries when another replica won),
- * - API calls per admission,
+ * - API calls per admission (every request during the run, Lease renewals included),
  * - conflicts per admission,
- * for one replica (sequential admissions) and two replicas sharing the API server
- * (concurrent admissions, binpack: the worst case for contention).
+ * - refusals by reason (a refusal for contention is a failure: there is room for every pod),
+ * - GPUs in use at the end, against one replica's count + (replicas - 1),
+ * - how busy the busiest replica's event loop and the API server's were (near 100%: the figures
+ *   are bound by the CPU the threads share, not by the API),
+ * then the targets and whether each held. Scenarios, per API latency: one replica one
+ * admission at a time, then 1..N replicas with --concurrency admissions in flight each (all
+ * binpacking onto one fleet: the worst case for contention).
+ *
+ * With --runs N every scenario runs N times: latency, API calls and conflicts are the medians
+ * of the runs; granted is the fewest, refusals, GPUs in use and over-granted GPUs the most.
  *
  * Options: --admissions N (default 2000), --concurrency N per replica (default 16),
- * --api-latency-ms N (simulated API server latency, default 0), --backoff-ms N (first backoff after a
- * lost race, default 16 as in the store; 0 turns it off), --attempts N (tries per admission, default
- * cluster.maxCommitAttempts), --json.
+ * --replicas LIST (default 1,2,3), --api-latency-ms LIST (simulated API server latency, default
+ * 0,2), --runs N (default 1), --backoff-ms N (backoff after the second race lost in a row on a
+ * GPU, default 16 as in the store; 0 turns it off), --attempts N (tries per admission, default
+ * cluster.maxCommitAttempts), --markdown (also print the README table rows), --json.
  */
+import { randomKeyRing } from '../domain/decisionRecord.js';
+import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Pod } from 'kubernetes-types/core/v1.js';
 import pino from 'pino';
+import { admitAndCommit } from '../admission/admitAndCommit.js';
+import type { AdmitContext } from '../admission/admitPod.js';
 import { generateCertificates } from '../certs/issue.js';
 import { defaultConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
+import { Annotation } from '../injector/names.js';
 import { ReservationLedger } from '../placement/ledger.js';
-import { CommitOutcome } from '../placement/reservationStore.js';
-import { reserveSlot } from '../placement/reserveSlot.js';
-import type { PlacementConfig } from '../placement/types.js';
+import type { ReservationStore } from '../placement/reservationStore.js';
 import { ConfigMapReservationStore } from '../kube/configMapReservationStore.js';
+import { DURABLE_DATA_KEY } from '../kube/durableReservations.js';
 import { createKubeApis } from '../kube/kubeApis.js';
-import type { KubeApis } from '../kube/kubeApis.js';
-import { idleInventory } from '../kube/testing/gpuFixtures.js';
+import { LiveReplicas } from '../kube/liveReplicas.js';
+import { ReplicaLeases } from '../kube/replicaLeases.js';
+import { H100_TOTAL_MIB, idleInventory } from '../kube/testing/gpuFixtures.js';
 import { StandInApiServer } from '../kube/testing/standInApiServer.js';
 
-const { values: args } = parseArgs({
-  options: {
-    admissions: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '16' },
-    'api-latency-ms': { type: 'string', default: '0' },
-    'backoff-ms': { type: 'string', default: '16' },
-    attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
-    json: { type: 'boolean', default: false },
-  },
-});
-const ADMISSIONS = Number(args.admissions);
-const CONCURRENCY = Number(args.concurrency);
-const API_LATENCY_MS = Number(args['api-latency-ms']);
-const BACKOFF_MS = Number(args['backoff-ms']);
+/** Decisions sealed in this process only (the bench never re-reads them). */
+const keys = randomKeyRing();
 const NAMESPACE = 'mps-system';
-const MAX_ATTEMPTS = Number(args.attempts);
-const logger = pino({ level: 'silent' });
+const MEMORY_MIB = 8192;
+const WARM_UP_ADMISSIONS = 40;
 
-interface Replica {
-  ledger: ReservationLedger;
-  store: ConfigMapReservationStore;
-  apis: KubeApis;
-}
+/** Targets for two replicas and more. */
+const Target = { p50Ms: 5, p99Ms: 25, p99RatioAtLatency: 2.5, conflictsPerAdmission: 0.05 } as const;
 
 interface Sample {
   addedMs: number;
+  outcome: 'granted' | 'refused';
+  reason: string;
+  message: string;
+}
+
+// ---- one replica (a worker thread) ----
+
+interface ReplicaSetup {
+  kubeConfig: string;
+  name: string;
+  backoffMs: number;
   attempts: number;
-  outcome: 'granted' | 'no-fit' | 'contention';
+  admissions: number;
+  concurrency: number;
+  /** The fleet: nodes of 8 idle H100s, sampled at this time (the same inventory on every replica). */
+  nodes: number;
+  sampledAtMs: number;
+  warmSuffix: string;
+  /** Next admission to run, shared by all replicas (Int32Array over it). */
+  counter: SharedArrayBuffer;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+type Command = 'refresh' | 'warm' | 'run' | 'stop';
+interface RunReport {
+  samples: Sample[];
+  conflicts: number;
+  /** Share of the run this replica's event loop was busy (not waiting for I/O), 0..1. */
+  busy: number;
 }
 
-async function newReplica(standIn: StandInApiServer): Promise<Replica> {
+function benchPod(name: string): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'bench', annotations: { [Annotation.GpuMemory]: `${MEMORY_MIB}Mi`, [Annotation.GpuPercent]: '20' } },
+    spec: { containers: [{ name: 'server', image: 'vllm/vllm-openai:latest' }] },
+  };
+}
+
+/** The store as one admission sees it: time spent in it is the latency the durable reservation adds. */
+function timedStore(store: ReservationStore, sample: { addedMs: number }): ReservationStore {
+  const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      sample.addedMs += performance.now() - started;
+    }
+  };
+  return {
+    commit: (reservation, signal) => timed(() => store.commit(reservation, signal)),
+    refresh: (signal) => timed(() => store.refresh(signal)),
+    release: (reservation, signal) => timed(() => store.release(reservation, signal)),
+  };
+}
+
+async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void> {
+  const logger = pino({ level: 'silent' });
+  const config: Config = { ...defaultConfig(), cluster: { ...defaultConfig().cluster, maxCommitAttempts: setup.attempts } };
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromString(setup.kubeConfig);
+  const apis = createKubeApis(kubeConfig);
   const ledger = new ReservationLedger({ ttlMs: 120_000 });
-  const apis = createKubeApis(standIn.kubeConfig());
   const store = new ConfigMapReservationStore({
     apis,
     namespace: NAMESPACE,
@@ -76,134 +135,345 @@ async function newReplica(standIn: StandInApiServer): Promise<Replica> {
     liveness: { hasLivePod: () => false, hasEnded: () => false, synced: () => true },
     now: Date.now,
     logger,
-    conflictBackoffMs: BACKOFF_MS,
+    conflictBackoffMs: setup.backoffMs,
   });
+  const leases = new ReplicaLeases({ apis, namespace: NAMESPACE, replica: setup.name, leaseDurationSeconds: 30, now: Date.now, logger });
+  const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, contendedGpus: () => store.contendedGpus() });
   await store.load();
-  return { ledger, store, apis };
+  await live.start();
+
+  const inventory = idleInventory(setup.nodes, 8, setup.sampledAtMs);
+  const warmUp = idleInventory(1, 8, setup.sampledAtMs);
+  const warmInventory: GpuInventory = { ...warmUp, gpus: warmUp.gpus.map((g) => ({ ...g, uuid: `${g.uuid}-${setup.warmSuffix}` })) };
+  const counter = new Int32Array(setup.counter);
+
+  const admit = async (fleet: GpuInventory, name: string): Promise<Sample> => {
+    const timing = { addedMs: 0 };
+    const { admission } = await admitAndCommit(
+      { pod: benchPod(name), namespace: 'bench', requestUid: name, dryRun: false },
+      (): AdmitContext => ({ config, inventory: fleet, ledger, nowMs: Date.now(), keys, preference: live.preference() }),
+      { store: timedStore(store, timing), maxAttempts: config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(config.server.admissionTimeoutMs) },
+    );
+    if (admission.outcome === 'mutated') return { addedMs: timing.addedMs, outcome: 'granted', reason: '', message: '' };
+    if (admission.outcome === 'refused') return { addedMs: timing.addedMs, outcome: 'refused', reason: admission.reason, message: admission.message };
+    return { addedMs: timing.addedMs, outcome: 'refused', reason: admission.outcome, message: admission.outcome === 'skipped' ? admission.reason : admission.warning };
+  };
+
+  port.on('message', (command: Command) => {
+    void (async () => {
+      if (command === 'refresh') {
+        await live.refresh();
+        port.postMessage('refreshed');
+      } else if (command === 'warm') {
+        // Connections and JIT, on GPUs of this replica's own; not counted.
+        for (let i = 0; i < WARM_UP_ADMISSIONS; i++) await admit(warmInventory, `warm-${setup.name}-${i}`);
+        port.postMessage('warm');
+      } else if (command === 'run') {
+        const conflictsBefore = store.stats.conflicts;
+        const loopBefore = performance.eventLoopUtilization();
+        const samples: Sample[] = [];
+        const worker = async (): Promise<void> => {
+          for (let i = Atomics.add(counter, 0, 1); i < setup.admissions; i = Atomics.add(counter, 0, 1)) samples.push(await admit(inventory, `pod-${i}`));
+        };
+        await Promise.all(Array.from({ length: setup.concurrency }, worker));
+        const busy = performance.eventLoopUtilization(loopBefore).utilization;
+        port.postMessage({ samples, conflicts: store.stats.conflicts - conflictsBefore, busy } satisfies RunReport);
+      } else {
+        await live.stop();
+        apis.close();
+        port.postMessage('stopped');
+        port.close();
+      }
+    })().catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+  });
+  port.postMessage('ready');
 }
 
-/** One admission's reservation step; the time spent outside the synchronous choice is what the API adds. */
-async function admit(replica: Replica, inventory: GpuInventory, placement: PlacementConfig, podKey: string): Promise<Sample> {
-  const signal = AbortSignal.timeout(4000);
-  let addedMs = 0;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const { reservation } = reserveSlot(
-      inventory,
-      replica.ledger,
-      { podKey, memoryMiB: 8192, threadPercent: 20, priority: 'low', gpuModel: null, pinnedNode: null },
-      placement,
-      Date.now(),
-      { dryRun: false },
-    );
-    if (reservation === null) return { addedMs, attempts: attempt, outcome: 'no-fit' };
-    const started = performance.now();
-    const outcome = await replica.store.commit(reservation, signal);
-    if (outcome === CommitOutcome.Committed) {
-      addedMs += performance.now() - started;
-      return { addedMs, attempts: attempt, outcome: 'granted' };
-    }
-    replica.ledger.release(reservation.id);
-    await replica.store.refresh(signal);
-    addedMs += performance.now() - started;
-  }
-  return { addedMs, attempts: MAX_ATTEMPTS, outcome: 'contention' };
-}
+// ---- the scenarios (main thread) ----
 
 interface ScenarioResult {
   scenario: string;
+  replicas: number;
+  concurrency: number;
+  apiLatencyMs: number;
   admissions: number;
   granted: number;
   p50Ms: number;
   p99Ms: number;
   apiCallsPerAdmission: number;
   conflictsPerAdmission: number;
+  /** Refusals by reason, with the first message of each. */
+  refusals: Record<string, { count: number; example: string }>;
+  gpusInUse: number;
   overGrantedGpus: number;
+  seconds: number;
+  /** Busiest replica's event loop and the API server's, share of the run (CPU-bound when near 1). */
+  replicaBusy: number;
+  serverBusy: number;
+  runs: number;
 }
 
-function summarise(scenario: string, samples: Sample[], apiCalls: number, conflicts: number, overGrantedGpus: number): ScenarioResult {
-  const granted = samples.filter((s) => s.outcome === 'granted');
-  const latencies = granted.map((s) => s.addedMs);
-  return {
-    scenario,
-    admissions: samples.length,
-    granted: granted.length,
-    p50Ms: Number(percentile(latencies, 50).toFixed(3)),
-    p99Ms: Number(percentile(latencies, 99).toFixed(3)),
-    apiCallsPerAdmission: Number((apiCalls / samples.length).toFixed(3)),
-    conflictsPerAdmission: Number((conflicts / samples.length).toFixed(3)),
-    overGrantedGpus,
-  };
+interface Options {
+  admissions: number;
+  concurrency: number;
+  backoffMs: number;
+  attempts: number;
 }
 
-/** GPUs whose durable object holds more 8 GiB grants than fit (must be 0). */
-function overGranted(standIn: StandInApiServer, placement: PlacementConfig, totalMiB: number): number {
-  const fit = Math.floor((totalMiB - placement.memorySafetyMarginMiB) / 8192);
-  let over = 0;
-  for (const cm of standIn.list('configmaps', NAMESPACE).filter((c) => !(c.metadata.name ?? '').endsWith('-warm'))) {
-    const text = (cm.data as Record<string, string> | undefined)?.['reservations.json'] ?? '{"reservations":{}}';
-    if (Object.keys((JSON.parse(text) as { reservations: object }).reservations).length > fit) over++;
-  }
-  return over;
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
-async function runScenario(name: string, replicas: number, concurrency: number, standIn: StandInApiServer): Promise<ScenarioResult> {
-  const placement = defaultConfig().placement;
-  // Room for every admission: 9 grants of 8 GiB per H100.
-  const gpusNeeded = Math.ceil(ADMISSIONS / 9) + 8;
-  const inventory = idleInventory(Math.ceil(gpusNeeded / 8), 8, Date.now());
-  const members = await Promise.all(Array.from({ length: replicas }, () => newReplica(standIn)));
-  // Warm-up (connections, JIT) on GPUs of their own, not counted.
-  const warmUp = idleInventory(1, 8, Date.now());
-  for (const m of members) for (let i = 0; i < 50; i++) await admit(m, { ...warmUp, gpus: warmUp.gpus.map((g) => ({ ...g, uuid: `${g.uuid}-warm` })) }, placement, `bench/warm-${i}`);
-  const requestsBefore = standIn.requests.length;
-  const samples: Sample[] = [];
-  let next = 0;
-  const worker = async (replica: Replica): Promise<void> => {
-    while (next < ADMISSIONS) {
-      const i = next++;
-      samples.push(await admit(replica, inventory, placement, `bench/pod-${i}`));
+/** Entries per GPU object (warm-up objects left out). */
+function durableCounts(standIn: StandInApiServer): number[] {
+  return standIn
+    .list('configmaps', NAMESPACE)
+    .filter((cm) => !(cm.metadata.name ?? '').endsWith('-warm'))
+    .map((cm) => {
+      const text = (cm.data as Record<string, string> | undefined)?.[DURABLE_DATA_KEY] ?? '{"reservations":{}}';
+      return Object.keys((JSON.parse(text) as { reservations: object }).reservations).length;
+    });
+}
+
+/** Send a command to every replica and wait for each one's answer. */
+async function ask<T>(workers: Worker[], command: Command): Promise<T[]> {
+  return Promise.all(
+    workers.map(async (w) => {
+      const answer = once(w, 'message') as Promise<[T]>;
+      w.postMessage(command);
+      return (await answer)[0];
+    }),
+  );
+}
+
+async function runScenario(replicaCount: number, concurrency: number, apiLatencyMs: number, standIn: StandInApiServer, opts: Options): Promise<ScenarioResult> {
+  // Room for every admission: 9 grants of 8 GiB per H100, and a node to spare.
+  const nodes = Math.ceil((Math.ceil(opts.admissions / 9) + 8) / 8);
+  const counter = new SharedArrayBuffer(4);
+  const sampledAtMs = Date.now();
+  const workers: Worker[] = [];
+  try {
+    for (let k = 0; k < replicaCount; k++) {
+      const setup: ReplicaSetup = {
+        kubeConfig: standIn.kubeConfig().exportConfig(),
+        name: `mps-injector-bench-${k}`,
+        backoffMs: opts.backoffMs,
+        attempts: opts.attempts,
+        admissions: opts.admissions,
+        concurrency,
+        nodes,
+        sampledAtMs,
+        warmSuffix: `${replicaCount}-${concurrency}-${k}-warm`,
+        counter,
+      };
+      const worker = new Worker(new URL(import.meta.url), { workerData: setup });
+      workers.push(worker);
+      const [ready] = (await once(worker, 'message')) as [string];
+      if (ready !== 'ready') throw new Error(`replica ${k} did not start: ${ready}`);
     }
+    // Every replica sees every other's Lease before the run.
+    await ask(workers, 'refresh');
+    await ask(workers, 'warm');
+
+    const requestsBefore = standIn.requests.length;
+    const started = performance.now();
+    const serverLoopBefore = performance.eventLoopUtilization();
+    const reports = await ask<RunReport>(workers, 'run');
+    const serverBusy = performance.eventLoopUtilization(serverLoopBefore).utilization;
+    const seconds = (performance.now() - started) / 1000;
+    const apiCalls = standIn.requests.length - requestsBefore;
+    await ask(workers, 'stop');
+
+    const samples = reports.flatMap((r) => r.samples);
+    const conflicts = reports.reduce((sum, r) => sum + r.conflicts, 0);
+    const granted = samples.filter((s) => s.outcome === 'granted');
+    const latencies = granted.map((s) => s.addedMs);
+    const refusals: ScenarioResult['refusals'] = {};
+    for (const s of samples) {
+      if (s.outcome !== 'refused') continue;
+      const entry = (refusals[s.reason] ??= { count: 0, example: s.message });
+      entry.count++;
+    }
+    const fit = Math.floor((H100_TOTAL_MIB - defaultConfig().placement.memorySafetyMarginMiB) / MEMORY_MIB);
+    const counts = durableCounts(standIn);
+    const scenario =
+      replicaCount === 1 && concurrency === 1 ? '1 replica, one admission at a time' : `${replicaCount} replica${replicaCount > 1 ? 's' : ''}, ${concurrency} concurrent${replicaCount > 1 ? ' each' : ''}`;
+    return {
+      scenario,
+      replicas: replicaCount,
+      concurrency,
+      apiLatencyMs,
+      admissions: samples.length,
+      granted: granted.length,
+      p50Ms: Number(percentile(latencies, 50).toFixed(3)),
+      p99Ms: Number(percentile(latencies, 99).toFixed(3)),
+      apiCallsPerAdmission: Number((apiCalls / samples.length).toFixed(3)),
+      conflictsPerAdmission: Number((conflicts / samples.length).toFixed(3)),
+      refusals,
+      gpusInUse: counts.filter((n) => n > 0).length,
+      overGrantedGpus: counts.filter((n) => n > fit).length,
+      seconds: Number(seconds.toFixed(2)),
+      replicaBusy: Number(Math.max(...reports.map((r) => r.busy)).toFixed(2)),
+      serverBusy: Number(serverBusy.toFixed(2)),
+      runs: 1,
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+}
+
+/** Runs of one scenario as one result: medians of the figures, the worst of the outcomes. */
+function combine(runs: ScenarioResult[]): ScenarioResult {
+  const first = runs[0];
+  if (first === undefined) throw new Error('no runs to combine');
+  const refusals: ScenarioResult['refusals'] = {};
+  for (const run of runs) {
+    for (const [reason, { count, example }] of Object.entries(run.refusals)) {
+      const entry = (refusals[reason] ??= { count: 0, example });
+      entry.count = Math.max(entry.count, count);
+    }
+  }
+  return {
+    ...first,
+    granted: Math.min(...runs.map((r) => r.granted)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    apiCallsPerAdmission: median(runs.map((r) => r.apiCallsPerAdmission)),
+    conflictsPerAdmission: median(runs.map((r) => r.conflictsPerAdmission)),
+    refusals,
+    gpusInUse: Math.max(...runs.map((r) => r.gpusInUse)),
+    overGrantedGpus: Math.max(...runs.map((r) => r.overGrantedGpus)),
+    seconds: median(runs.map((r) => r.seconds)),
+    replicaBusy: median(runs.map((r) => r.replicaBusy)),
+    serverBusy: median(runs.map((r) => r.serverBusy)),
+    runs: runs.length,
   };
-  await Promise.all(members.flatMap((m) => Array.from({ length: concurrency }, () => worker(m))));
-  const apiCalls = standIn.requests.length - requestsBefore;
-  const conflicts = members.reduce((sum, m) => sum + m.store.stats.conflicts, 0);
-  for (const m of members) m.apis.close();
-  return summarise(name, samples, apiCalls, conflicts, overGranted(standIn, placement, inventory.gpus[0]?.memory?.totalMiB ?? 0));
+}
+
+interface Check {
+  what: string;
+  held: boolean;
+}
+
+/** The targets, for the scenarios of several replicas against one replica's figures from the same run. */
+function checks(results: ScenarioResult[]): Check[] {
+  const out: Check[] = [];
+  for (const r of results) {
+    const tag = `${r.scenario} @ ${r.apiLatencyMs} ms`;
+    const contention = r.refusals.contention?.count ?? 0;
+    out.push({ what: `${tag}: contention refusals ${contention} (target 0)`, held: contention === 0 });
+    out.push({ what: `${tag}: over-granted GPUs ${r.overGrantedGpus} (target 0)`, held: r.overGrantedGpus === 0 });
+    if (r.replicas < 2) continue;
+    const single = results.find((s) => s.replicas === 1 && s.concurrency === r.concurrency && s.apiLatencyMs === r.apiLatencyMs);
+    if (single !== undefined) {
+      const bound = single.gpusInUse + r.replicas - 1;
+      out.push({ what: `${tag}: GPUs in use ${r.gpusInUse}; one replica ${single.gpusInUse}, so at most ${bound}`, held: r.gpusInUse <= bound });
+    }
+    out.push({ what: `${tag}: conflicts/admission ${r.conflictsPerAdmission.toFixed(3)} (target <= ${Target.conflictsPerAdmission})`, held: r.conflictsPerAdmission <= Target.conflictsPerAdmission });
+    if (r.apiLatencyMs === 0) {
+      out.push({ what: `${tag}: p50 ${r.p50Ms.toFixed(2)} ms (target <= ${Target.p50Ms})`, held: r.p50Ms <= Target.p50Ms });
+      out.push({ what: `${tag}: p99 ${r.p99Ms.toFixed(2)} ms (target <= ${Target.p99Ms})`, held: r.p99Ms <= Target.p99Ms });
+    } else if (single !== undefined) {
+      const ratio = r.p99Ms / single.p99Ms;
+      out.push({
+        what: `${tag}: p99 ${r.p99Ms.toFixed(2)} ms = ${ratio.toFixed(2)}x one replica's ${single.p99Ms.toFixed(2)} ms (target <= ${Target.p99RatioAtLatency}x)`,
+        held: ratio <= Target.p99RatioAtLatency,
+      });
+    }
+  }
+  return out;
+}
+
+const milliseconds = (ms: number): string => (ms >= 10 ? ms.toFixed(0) : ms.toFixed(1));
+
+function markdownRow(r: ScenarioResult): string {
+  const conflicts = r.conflictsPerAdmission === 0 ? '0' : r.conflictsPerAdmission.toFixed(3);
+  return `| ${r.scenario} | ${r.apiLatencyMs} ms | ${milliseconds(r.p50Ms)} ms | ${milliseconds(r.p99Ms)} ms | ${r.apiCallsPerAdmission.toFixed(2)} | ${conflicts} | ${r.granted} | ${r.gpusInUse} |`;
 }
 
 async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      admissions: { type: 'string', default: '2000' },
+      concurrency: { type: 'string', default: '16' },
+      replicas: { type: 'string', default: '1,2,3' },
+      'api-latency-ms': { type: 'string', default: '0,2' },
+      runs: { type: 'string', default: '1' },
+      'backoff-ms': { type: 'string', default: '16' },
+      attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
+      markdown: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const numbers = (text: string): number[] => text.split(',').map((t) => Number(t.trim()));
+  const opts: Options = { admissions: Number(args.admissions), concurrency: Number(args.concurrency), backoffMs: Number(args['backoff-ms']), attempts: Number(args.attempts) };
   const tls = generateCertificates({ service: 'stand-in', namespace: 'bench', extraSans: ['127.0.0.1'] });
-  const startStandIn = (): Promise<StandInApiServer> =>
-    StandInApiServer.start({ tls: { certPem: tls.serving.certPem, keyPem: tls.serving.keyPem, caPem: tls.ca.certPem }, responseDelayMs: API_LATENCY_MS });
 
   const results: ScenarioResult[] = [];
-  for (const [name, replicas, concurrency] of [
-    ['1 replica, sequential', 1, 1],
-    [`1 replica, ${CONCURRENCY} concurrent`, 1, CONCURRENCY],
-    [`2 replicas, ${CONCURRENCY} concurrent each`, 2, CONCURRENCY],
-  ] as const) {
-    const standIn = await startStandIn();
-    try {
-      results.push(await runScenario(name, replicas, concurrency, standIn));
-    } finally {
-      await standIn.stop();
+  for (const apiLatencyMs of numbers(args['api-latency-ms'])) {
+    const scenarios: [number, number][] = [[1, 1], ...numbers(args.replicas).map((n): [number, number] => [n, opts.concurrency])];
+    for (const [replicas, concurrency] of scenarios) {
+      const runs: ScenarioResult[] = [];
+      for (let run = 0; run < Number(args.runs); run++) {
+        const standIn = await StandInApiServer.start({ tls: { certPem: tls.serving.certPem, keyPem: tls.serving.keyPem, caPem: tls.ca.certPem }, responseDelayMs: apiLatencyMs });
+        try {
+          runs.push(await runScenario(replicas, concurrency, apiLatencyMs, standIn, opts));
+        } finally {
+          await standIn.stop();
+        }
+      }
+      results.push(combine(runs));
     }
   }
+  const verdicts = checks(results);
 
   if (args.json) {
-    console.log(JSON.stringify({ admissions: ADMISSIONS, apiLatencyMs: API_LATENCY_MS, results }, null, 2));
-    return;
-  }
-  console.log(`Reservation commit through the API server (stand-in over HTTPS, real client; ${ADMISSIONS} admissions; simulated API latency ${API_LATENCY_MS} ms)`);
-  console.log('scenario                               granted   p50 ms   p99 ms   API calls/admission   conflicts/admission   over-granted GPUs');
-  for (const r of results) {
+    console.log(JSON.stringify({ admissions: opts.admissions, results, checks: verdicts }, null, 2));
+  } else {
     console.log(
-      `${r.scenario.padEnd(38)} ${String(r.granted).padStart(7)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.apiCallsPerAdmission.toFixed(2).padStart(21)} ${r.conflictsPerAdmission.toFixed(2).padStart(21)} ${String(r.overGrantedGpus).padStart(19)}`,
+      `Reservation commit through the API server (stand-in over HTTPS, real client, a worker thread per replica; ${opts.admissions} admissions of ${MEMORY_MIB} MiB per scenario; ${args.runs} run(s) each, medians)`,
     );
+    console.log('scenario                              API ms  granted   p50 ms   p99 ms  API calls/adm  conflicts/adm  GPUs in use  over-granted  seconds  busy: replica server');
+    for (const r of results) {
+      console.log(
+        `${r.scenario.padEnd(37)} ${String(r.apiLatencyMs).padStart(6)} ${String(r.granted).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.apiCallsPerAdmission.toFixed(2).padStart(14)} ${r.conflictsPerAdmission.toFixed(3).padStart(14)} ${String(r.gpusInUse).padStart(12)} ${String(r.overGrantedGpus).padStart(13)} ${r.seconds.toFixed(1).padStart(8)} ${`${Math.round(r.replicaBusy * 100)}%`.padStart(14)} ${`${Math.round(r.serverBusy * 100)}%`.padStart(6)}`,
+      );
+    }
+    console.log('\nRefusals by reason:');
+    for (const r of results) {
+      const reasons = Object.entries(r.refusals);
+      const text = reasons.length === 0 ? 'none' : reasons.map(([reason, { count, example }]) => `${reason} x${count} (e.g. "${example}")`).join('; ');
+      console.log(`  ${r.scenario} @ ${r.apiLatencyMs} ms: ${text}`);
+    }
+    console.log('\nTargets:');
+    for (const c of verdicts) console.log(`  ${c.held ? 'held  ' : 'MISSED'} ${c.what}`);
+    if (args.markdown) {
+      console.log('\n| Scenario | API latency | p50 | p99 | API calls per admission | Conflicts per admission | Granted | GPUs in use |');
+      console.log('|---|---|---|---|---|---|---|---|');
+      for (const r of results) console.log(markdownRow(r));
+    }
   }
+  if (verdicts.some((c) => !c.held)) process.exitCode = 1;
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (isMainThread) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+} else if (parentPort !== null) {
+  runReplica(workerData as ReplicaSetup, parentPort).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -454,11 +454,12 @@ describe('ServiceAccount and RBAC', () => {
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['mps-injector-decision-key'], verbs: ['get'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
     ]);
-    // Replica Leases exist only for self-managed certificates; with a user Secret the Role keeps reservations and the decision keys only.
+    // Every replica holds a Lease (the replicas share the GPUs between the live ones); with a user Secret the Role adds only the decision keys.
     expect(as<Role>(findObject(objectsOf('existing-secret'), 'Role', 'mps-injector')).rules).toEqual([
       { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['mps-injector-decision-key'], verbs: ['get'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
     ]);
   });
 

@@ -6,7 +6,7 @@ import { CommitOutcome } from '../placement/reservationStore.js';
 import { reserveSlot } from '../placement/reserveSlot.js';
 import type { PlacementConfig, Reservation } from '../placement/types.js';
 import { ConfigMapReservationStore } from './configMapReservationStore.js';
-import type { StoreLiveness } from './configMapReservationStore.js';
+import type { ConfigMapReservationStoreOptions, StoreLiveness } from './configMapReservationStore.js';
 import { DURABLE_DATA_KEY, decodeDurableRecord, durableObjectName } from './durableReservations.js';
 import { KubeApiError, createKubeApis } from './kubeApis.js';
 import type { KubeApis } from './kubeApis.js';
@@ -25,12 +25,12 @@ interface Instance {
   liveness: { live: Set<string>; ended: Set<string> };
 }
 
-function newInstance(standIn: StandInApiServer): Instance {
+function newInstance(standIn: StandInApiServer, options: Partial<ConfigMapReservationStoreOptions> = {}): Instance {
   const ledger = new ReservationLedger({ ttlMs: TTL_MS });
   const apis = createKubeApis(standIn.kubeConfig());
   const liveness = { live: new Set<string>(), ended: new Set<string>() };
   const storeLiveness: StoreLiveness = { hasLivePod: (id) => liveness.live.has(id), hasEnded: (id) => liveness.ended.has(id), synced: () => true };
-  const store = new ConfigMapReservationStore({ apis, namespace: NAMESPACE, ledger, liveness: storeLiveness, now: Date.now, logger });
+  const store = new ConfigMapReservationStore({ apis, namespace: NAMESPACE, ledger, liveness: storeLiveness, now: Date.now, logger, ...options });
   return { ledger, store, apis, liveness };
 }
 
@@ -82,8 +82,8 @@ function durableEntries(standIn: StandInApiServer): Map<string, Reservation['id'
 describe('ConfigMapReservationStore against the stand-in API server', () => {
   let standIn: StandInApiServer;
   const instances: Instance[] = [];
-  const instance = (): Instance => {
-    const created = newInstance(standIn);
+  const instance = (options: Partial<ConfigMapReservationStoreOptions> = {}): Instance => {
+    const created = newInstance(standIn, options);
     instances.push(created);
     return created;
   };
@@ -163,6 +163,55 @@ describe('ConfigMapReservationStore against the stand-in API server', () => {
     expect(await b.store.commit(inFlight, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
     expect(standIn.requests.length).toBe(before);
     expect(b.store.stats.conflictsWithoutRequest).toBe(1);
+  });
+
+  test('a race lost on a GPU in view marks it contended for a while, and the reread is of that GPU alone', async () => {
+    let clock = Date.now();
+    const a = instance({ now: () => clock });
+    const b = instance({ now: () => clock });
+    await Promise.all([a.store.load(), b.store.load()]);
+    const inventory = idleInventory(1, 1, clock);
+    await a.store.commit(reserveOn(a, inventory, 'ml/a'), AbortSignal.timeout(5000));
+    const rb = reserveOn(b, inventory, 'ml/b');
+    expect(await b.store.commit(rb, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
+    expect(b.store.contendedGpus()).toEqual([rb.gpuUuid]);
+    expect(a.store.contendedGpus()).toEqual([]);
+
+    b.ledger.release(rb.id);
+    const before = standIn.requests.length;
+    await b.store.refresh(AbortSignal.timeout(5000));
+    expect(standIn.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /api/v1/namespaces/${NAMESPACE}/configmaps/${durableObjectName(rb.gpuUuid)}`]);
+
+    clock += 5_000;
+    expect(b.store.contendedGpus()).toEqual([]);
+  });
+
+  test('a 409 on a GPU not read for a while rereads every object in one list, not one 409 at a time', async () => {
+    let clock = Date.now();
+    const a = instance({ now: () => clock });
+    const b = instance({ now: () => clock });
+    await Promise.all([a.store.load(), b.store.load()]);
+    const inventory = idleInventory(1, 2, clock);
+    // b fills both GPUs while a is not looking.
+    const onFirst = [reserveOn(b, inventory, 'ml/b-0', 40 * 1024)];
+    const onSecond = [reserveOn(b, inventory, 'ml/b-1', 40 * 1024)];
+    for (const r of [...onFirst, ...onSecond]) expect(await b.store.commit(r, AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
+    expect(new Set([...onFirst, ...onSecond].map((r) => r.gpuUuid)).size).toBe(2);
+
+    clock += 1_500;
+    const ra = reserveOn(a, inventory, 'ml/a', 40 * 1024);
+    expect(await a.store.commit(ra, AbortSignal.timeout(5000))).toBe(CommitOutcome.Conflict);
+    // An old view catching up is not a race: nothing to steer away from.
+    expect(a.store.contendedGpus()).toEqual([]);
+    a.ledger.release(ra.id);
+    const before = standIn.requests.length;
+    await a.store.refresh(AbortSignal.timeout(5000));
+    expect(standIn.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /api/v1/namespaces/${NAMESPACE}/configmaps`]);
+    for (const r of [...onFirst, ...onSecond]) expect(a.ledger.get(r.id)).toEqual(expect.objectContaining({ gpuUuid: r.gpuUuid }));
+    // b was granting on both just now: a's preference steers away from them for a while.
+    expect([...a.store.contendedGpus()].sort()).toEqual([...onFirst, ...onSecond].map((r) => r.gpuUuid).sort());
+    // So the next choice fits beside both, first time.
+    expect(await a.store.commit(reserveOn(a, inventory, 'ml/a'), AbortSignal.timeout(5000))).toBe(CommitOutcome.Committed);
   });
 
   function expectWithinCapacity(granted: Reservation[], perGpu: number): void {

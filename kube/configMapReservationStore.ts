@@ -13,7 +13,9 @@
  *   each other in view (the ledger is synchronous), so they may follow one another, and
  *   commits that queue up behind a write go out together in the next one (group commit);
  * - a 409 (someone else wrote) marks the GPU stale: commits against it answer 'conflict'
- *   until refresh() has read it again.
+ *   until refresh() has read it again. When this replica's view of that GPU was old (not read
+ *   or written for a while), its view of other GPUs it does not write is likely as old:
+ *   refresh() then rereads every object in one list rather than walking them one 409 at a time.
  */
 import type { Logger } from 'pino';
 import type { ReservationLedger } from '../placement/ledger.js';
@@ -52,10 +54,18 @@ export interface ConfigMapReservationStoreOptions {
   transientRetries?: number;
   /** Tries of a garbage-collection or release write that meets a conflict (default 3). */
   maintenanceAttempts?: number;
-  /** Largest first backoff before rereading a GPU after a lost race, ms (random below it); doubles per race lost in a row, up to 64 (default 16; 0: none). */
+  /**
+   * Largest backoff before rereading a GPU after the second race lost on it in a row, ms
+   * (random below it); doubles per further race lost, up to 64 (default 16; 0: none). After the
+   * first, the next choice goes to another GPU (contendedGpus), so there is nothing to wait for.
+   */
   conflictBackoffMs?: number;
   /** Source of the backoff jitter (default Math.random). */
   random?: () => number;
+  /** How long a GPU counts as contended after a race lost on it or another replica's grant on it, ms (default 2000): see contendedGpus. */
+  contendedForMs?: number;
+  /** A view of a GPU older than this is old, ms (default 1000): a 409 on it rereads every object (at most once per this period). */
+  oldViewMs?: number;
 }
 
 interface QueuedCommit {
@@ -81,11 +91,14 @@ export interface ReservationStoreStats {
   objects: number;
 }
 
+const NO_GPUS: readonly string[] = Object.freeze([]);
 const CONFLICT_KINDS = new Set<string>([ApiFailureKind.Conflict, ApiFailureKind.AlreadyExists, ApiFailureKind.NotFound]);
 
 export class ConfigMapReservationStore implements ReservationStore {
   private readonly records = new Map<string, DurableGpuRecord>();
-  private readonly stale = new Set<string>();
+  /** GPUs another writer changed (a 409), each with the count of marks when it was marked. */
+  private readonly stale = new Map<string, number>();
+  private staleMarks = 0;
   private readonly tainted = new Set<string>();
   /** Reservations dropped by release(): dead for garbage collection even before their expiry. */
   private readonly abandoned = new Set<string>();
@@ -94,6 +107,16 @@ export class ConfigMapReservationStore implements ReservationStore {
   private readonly epochs = new Map<string, number>();
   /** Lost races in a row per GPU, for the refresh backoff. */
   private readonly conflictStreak = new Map<string, number>();
+  /** When a GPU was last found contended (epoch ms), for contendedGpus. */
+  private readonly contendedAtMs = new Map<string, number>();
+  /** When each GPU's object was last read or written (epoch ms); GPUs not in it are as old as the last list. */
+  private readonly syncedAtMs = new Map<string, number>();
+  /** When the last list of every object was asked for (epoch ms). */
+  private listedAtMs = -Infinity;
+  /** A list of every object in flight for refresh(), shared by the admissions that wait on it. */
+  private relisting: Promise<void> | null = null;
+  /** 409s since the last list on GPUs this replica has not read or written since it (typically ones with no object then): others are opening GPUs it has not seen. */
+  private unseenConflicts = 0;
   private readonly random: () => number;
   /** Commits waiting for the next write to their GPU's object. */
   private readonly queues = new Map<string, QueuedCommit[]>();
@@ -110,10 +133,13 @@ export class ConfigMapReservationStore implements ReservationStore {
     };
   }
 
-  /** Read every durable object and bring the ledger up to date (start-up, and periodic resync). */
+  /** Read every durable object and bring the ledger up to date (start-up, periodic resync, and after a 409 on an old view). */
   async load(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
     const epochsAtList = new Map(this.epochs);
+    const listedAtMs = this.opts.now();
+    const unseenConflicts = this.unseenConflicts;
+    const staleMarksAtList = this.staleMarks;
     let listed: ConfigMapLike[];
     try {
       const list = await withTransientRetry(
@@ -136,10 +162,13 @@ export class ConfigMapReservationStore implements ReservationStore {
           // Written or reread since the list was taken: the list is older than what is known.
           if ((this.epochs.get(gpu) ?? 0) !== (epochsAtList.get(gpu) ?? 0)) return;
           this.apply(gpu, found.get(gpu) ?? null);
-          this.stale.delete(gpu);
+          // A GPU found changed after the list was asked for stays stale: the list may predate the change.
+          if ((this.stale.get(gpu) ?? 0) <= staleMarksAtList) this.stale.delete(gpu);
         }),
       ),
     );
+    this.listedAtMs = Math.max(this.listedAtMs, listedAtMs);
+    this.unseenConflicts = Math.max(0, this.unseenConflicts - unseenConflicts);
   }
 
   /**
@@ -238,7 +267,10 @@ export class ConfigMapReservationStore implements ReservationStore {
     } catch (err) {
       const failure = classifyApiError(err);
       if (CONFLICT_KINDS.has(failure.kind)) {
-        this.stale.add(gpu);
+        // A race lost on a GPU this replica had in view (not an old view catching up): choose elsewhere for a while.
+        if (!this.viewIsOld(gpu)) this.contendedAtMs.set(gpu, this.opts.now());
+        if ((this.syncedAtMs.get(gpu) ?? -Infinity) <= this.listedAtMs) this.unseenConflicts++;
+        this.stale.set(gpu, ++this.staleMarks);
         this.conflictStreak.set(gpu, (this.conflictStreak.get(gpu) ?? 0) + 1);
         for (const q of batch) this.conflict(q, false);
         return;
@@ -265,7 +297,18 @@ export class ConfigMapReservationStore implements ReservationStore {
    */
   async refresh(signal: AbortSignal): Promise<void> {
     this.pruneTainted();
-    const gpus = [...this.stale];
+    if (this.stale.size === 0) return;
+    // List again when the view of a changed GPU is old (at most once per oldViewMs), or when two
+    // 409s since the last list were on GPUs not seen since: the others are opening GPUs this
+    // replica has not seen, and finding them one 409 at a time would use up its attempts.
+    const oldView = [...this.stale.keys()].some((gpu) => this.viewIsOld(gpu)) && this.opts.now() - this.listedAtMs > this.oldViewMs();
+    if (this.relisting !== null || oldView || this.unseenConflicts >= 2) {
+      this.relisting ??= this.load(signal).finally(() => {
+        this.relisting = null;
+      });
+      await this.relisting;
+    }
+    const gpus = [...this.stale.keys()];
     if (gpus.length === 0) return;
     await Promise.all(
       gpus.map((gpu) =>
@@ -275,7 +318,7 @@ export class ConfigMapReservationStore implements ReservationStore {
           // for the same GPU fall out of step instead of invalidating each other's writes.
           const streak = this.conflictStreak.get(gpu) ?? 0;
           const backoffMs = this.opts.conflictBackoffMs ?? 16;
-          if (streak > 0 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 1)), signal);
+          if (streak > 1 && backoffMs > 0) await abortableDelay(this.random() * Math.min(64, backoffMs * 2 ** (streak - 2)), signal);
           const record = await this.read(gpu, signal);
           this.apply(gpu, record);
           this.stale.delete(gpu);
@@ -321,6 +364,20 @@ export class ConfigMapReservationStore implements ReservationStore {
       if (![...this.records.values()].some((r) => r.entries.has(id))) this.abandoned.delete(id);
     }
     return removed;
+  }
+
+  /**
+   * The GPUs other replicas are filling now, as far as this one can tell: within the last
+   * contendedForMs a commit to them lost a race while this replica had them in view, or another
+   * replica granted on them (read with the grant's time). The replica preference ranks them
+   * lower, so the next choice goes to a GPU no one else is filling instead of racing for the same
+   * one again, or being drawn to another replica's GPU in use by packing.
+   */
+  contendedGpus(): readonly string[] {
+    if (this.contendedAtMs.size === 0) return NO_GPUS;
+    const since = this.opts.now() - this.contendedForMs();
+    for (const [gpu, at] of this.contendedAtMs) if (at <= since) this.contendedAtMs.delete(gpu);
+    return [...this.contendedAtMs.keys()];
   }
 
   /** The durable record of a GPU as last seen (tests and diagnostics). */
@@ -403,6 +460,7 @@ export class ConfigMapReservationStore implements ReservationStore {
 
   private setRecord(record: DurableGpuRecord): void {
     this.records.set(record.gpuUuid, record);
+    this.syncedAtMs.set(record.gpuUuid, this.opts.now());
     this.epochs.set(record.gpuUuid, (this.epochs.get(record.gpuUuid) ?? 0) + 1);
     this.stats.objects = this.records.size;
   }
@@ -418,6 +476,8 @@ export class ConfigMapReservationStore implements ReservationStore {
       if (ledger.get(entry.id) !== null || isEntryDead(entry, this.liveness, nowMs)) continue;
       ledger.restore(reservationFromEntry(entry, this.liveness.hasLivePod(entry.id)));
       added = true;
+      // Another replica's grant (this one's are in the ledger already): a recent one means it is filling this GPU.
+      if (entry.createdAtMs > nowMs - this.contendedForMs() && entry.createdAtMs > (this.contendedAtMs.get(gpuUuid) ?? -Infinity)) this.contendedAtMs.set(gpuUuid, entry.createdAtMs);
     }
     for (const id of previous?.entries.keys() ?? []) {
       if (entries.has(id)) continue;
@@ -432,6 +492,7 @@ export class ConfigMapReservationStore implements ReservationStore {
     }
     if (record === null) {
       this.records.delete(gpuUuid);
+      this.syncedAtMs.set(gpuUuid, this.opts.now());
       this.epochs.set(gpuUuid, (this.epochs.get(gpuUuid) ?? 0) + 1);
       this.stats.objects = this.records.size;
     } else {
@@ -461,11 +522,24 @@ export class ConfigMapReservationStore implements ReservationStore {
         } catch (err) {
           const failure = classifyApiError(err);
           if (!CONFLICT_KINDS.has(failure.kind)) throw describeApiFailure(`removing ended reservations of GPU ${gpuUuid}`, failure, this.opts.apis.server);
-          this.stale.add(gpuUuid);
+          this.stale.set(gpuUuid, ++this.staleMarks);
         }
       }
       return 0;
     });
+  }
+
+  /** This replica has not read or written the GPU's object lately. */
+  private viewIsOld(gpuUuid: string): boolean {
+    return this.opts.now() - (this.syncedAtMs.get(gpuUuid) ?? this.listedAtMs) > this.oldViewMs();
+  }
+
+  private contendedForMs(): number {
+    return this.opts.contendedForMs ?? 2000;
+  }
+
+  private oldViewMs(): number {
+    return this.opts.oldViewMs ?? 1000;
   }
 
   private pruneTainted(): void {

@@ -1,7 +1,9 @@
 /**
- * Each replica reports, in a Lease of its own, which CA signed the serving certificate it
- * serves. A CA rotation keeps the old CA trusted until every live replica (Lease renewed
- * within its duration) reports the new one. Dead replicas' Leases lapse and are deleted.
+ * Each replica holds a Lease of its own, renewed while it runs: the live replicas (Lease
+ * renewed within its duration) share the GPUs between them (kube/liveReplicas.ts). With
+ * self-managed certificates the Lease also reports which CA signed the certificate the
+ * replica serves: a CA rotation keeps the old CA trusted until every live replica reports the
+ * new one. Dead replicas' Leases lapse and are deleted.
  */
 import type { Logger } from 'pino';
 import { V1MicroTime } from '@kubernetes/client-node';
@@ -67,8 +69,16 @@ export interface ReplicaLeasesOptions {
   logger: Logger;
 }
 
+export interface ServingReport {
+  caFingerprint: string;
+  serialHex: string;
+}
+
 export class ReplicaLeases {
   private resourceVersion: string | null = null;
+  private serving: ServingReport | null = null;
+  /** Writes of this Lease go out one at a time (the membership loop and the certificate check share it). */
+  private writing: Promise<void> = Promise.resolve();
   private readonly opts: ReplicaLeasesOptions;
   readonly leaseName: string;
 
@@ -78,8 +88,21 @@ export class ReplicaLeases {
   }
 
   /** Renew this replica's Lease with what it serves (create it on first use). */
-  async report(serving: { caFingerprint: string; serialHex: string }, signal?: AbortSignal): Promise<void> {
+  report(serving: ServingReport, signal?: AbortSignal): Promise<void> {
+    this.serving = serving;
+    return this.renew(signal);
+  }
+
+  /** Renew this replica's Lease (create it on first use), keeping what it last reported serving. */
+  renew(signal?: AbortSignal): Promise<void> {
+    const write = this.writing.catch(() => undefined).then(() => this.write(signal));
+    this.writing = write;
+    return write;
+  }
+
+  private async write(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
+    const serving = this.serving;
     for (let attempt = 1; attempt <= 3; attempt++) {
       const body: V1Lease = {
         apiVersion: 'coordination.k8s.io/v1',
@@ -89,7 +112,7 @@ export class ReplicaLeases {
           namespace,
           ...(this.resourceVersion !== null ? { resourceVersion: this.resourceVersion } : {}),
           labels: { [ReplicaLeaseLabel.ManagedBy]: 'mps-injector', [ReplicaLeaseLabel.Role]: 'replica' },
-          annotations: { [ReplicaLeaseAnnotation.ServingCa]: serving.caFingerprint, [ReplicaLeaseAnnotation.ServingSerial]: serving.serialHex },
+          ...(serving !== null ? { annotations: { [ReplicaLeaseAnnotation.ServingCa]: serving.caFingerprint, [ReplicaLeaseAnnotation.ServingSerial]: serving.serialHex } } : {}),
         },
         spec: {
           holderIdentity: this.opts.replica,
@@ -146,7 +169,13 @@ export class ReplicaLeases {
   }
 
   /** Delete this replica's Lease (clean shutdown): a rotation need not wait for it to lapse. */
-  async remove(signal?: AbortSignal): Promise<void> {
+  remove(signal?: AbortSignal): Promise<void> {
+    const removal = this.writing.catch(() => undefined).then(() => this.delete(signal));
+    this.writing = removal;
+    return removal;
+  }
+
+  private async delete(signal?: AbortSignal): Promise<void> {
     const { apis, namespace } = this.opts;
     try {
       await apis.coordination.deleteNamespacedLease({ name: this.leaseName, namespace }, apis.callOptions(signal));

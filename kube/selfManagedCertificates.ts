@@ -45,11 +45,13 @@ export interface SelfManagedCertificatesOptions {
   tlsKeyFile: string;
   /** This replica's name (its pod name). */
   replica: string;
+  /** This replica's Lease, when something else renews it too (default: one of its own). */
+  leases?: ReplicaLeases;
   logger: Logger;
   now?: () => Date;
   /** Seconds between reconcile passes (default 60). */
   checkIntervalSeconds?: number;
-  /** Replica Lease duration (default 3 check intervals). */
+  /** Replica Lease duration (default 3 check intervals; unused when `leases` is given). */
   leaseDurationSeconds?: number;
   /** The PEM the server serves now, when it can tell (else what was last written is reported). */
   servedCertificatePem?: () => string | null;
@@ -96,14 +98,16 @@ export class SelfManagedCertificates {
     this.opts = opts;
     this.now = opts.now ?? (() => new Date());
     const interval = opts.checkIntervalSeconds ?? 60;
-    this.leases = new ReplicaLeases({
-      apis: opts.apis,
-      namespace: opts.namespace,
-      replica: opts.replica,
-      leaseDurationSeconds: opts.leaseDurationSeconds ?? Math.max(15, Math.ceil(interval * 3)),
-      now: () => this.now().getTime(),
-      logger: opts.logger,
-    });
+    this.leases =
+      opts.leases ??
+      new ReplicaLeases({
+        apis: opts.apis,
+        namespace: opts.namespace,
+        replica: opts.replica,
+        leaseDurationSeconds: opts.leaseDurationSeconds ?? Math.max(15, Math.ceil(interval * 3)),
+        now: () => this.now().getTime(),
+        logger: opts.logger,
+      });
     this.settings = {
       service: opts.certificates.serviceName,
       namespace: opts.namespace,

@@ -327,6 +327,36 @@ describe('startClusterIntegration against the stand-in API server', () => {
     expect(integration.isHealthy()).toBe(true);
   });
 
+  test('each replica holds a Lease and shares the GPUs with the live ones; one that stops leaves the others’ set', async () => {
+    const intervals = { expireMs: 20, collectGarbageMs: 20, replicaLeaseSeconds: 1 };
+    const startReplica = async (replicaName: string, onChange?: ClusterChangeWaiter['onChange']): Promise<ClusterIntegration> => {
+      const integration = await startClusterIntegration(config(), { ledger: newLedger(), logger, kubeConfig: standIn.kubeConfig(), now: () => clock, replicaName, intervals, ...(onChange ? { onChange } : {}) });
+      running.push(integration);
+      await integration.ready;
+      return integration;
+    };
+    const first = await startReplica('replica-0', changes.onChange);
+    expect(first.health().replicas).toEqual(['replica-0']);
+    expect(first.preference()).toBeNull();
+
+    const joined = changes.next('replicas', (c) => c.replicas.includes('replica-1'));
+    const second = await startReplica('replica-1');
+    expect(second.health().replicas).toEqual(['replica-0', 'replica-1']);
+    await joined;
+    expect(first.health().replicas).toEqual(['replica-0', 'replica-1']);
+    // They agree on who fills which GPU first: each GPU is one replica's own.
+    const gpus = idleInventory(2, 4, clock).gpus;
+    const [ofFirst, ofSecond] = [first, second].map((i) => i.preference()?.scoresFor(gpus) ?? []);
+    gpus.forEach((_, k) => expect([ofFirst?.[k] ?? -1, ofSecond?.[k] ?? -1].filter((score) => score >= 0)).toHaveLength(1));
+
+    const left = changes.next('replicas', (c) => !c.replicas.includes('replica-1'));
+    await second.stop();
+    running = running.filter((i) => i !== second);
+    await left;
+    expect(first.preference()).toBeNull();
+    expect(standIn.list('leases', NS).map((l) => l.metadata.name)).toEqual(['mps-injector-replica-replica-0']);
+  });
+
   test('self-managed certificates: TLS files written before ready, caBundle set, replica Lease removed on stop', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mps-tls-'));
     try {

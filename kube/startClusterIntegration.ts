@@ -16,15 +16,18 @@ import type { MetricsSource } from '../dcgm/sources.js';
 import type { PemPair } from '../certs/issue.js';
 import type { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
+import type { GpuPreference } from '../placement/types.js';
 import { Label } from '../injector/names.js';
 import { ConfigMapReservationStore } from './configMapReservationStore.js';
 import type { ReservationStoreStats } from './configMapReservationStore.js';
 import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
 import type { ExporterPod } from './exporterDiscovery.js';
 import { createKubeApis } from './kubeApis.js';
+import { LiveReplicas } from './liveReplicas.js';
 import { MpsDaemonTable, isMpsDaemonPodReady } from './mpsDaemons.js';
 import { NodeStateTable } from './nodeStates.js';
 import { PodReservationTracker, isPodFinished } from './podReservations.js';
+import { ReplicaLeases } from './replicaLeases.js';
 import { ApiFailureKind, classifyApiError } from './kubeApis.js';
 import { ResilientInformer } from './resilientInformer.js';
 import { SelfManagedCertificates } from './selfManagedCertificates.js';
@@ -66,6 +69,8 @@ export interface ClusterIntegrationDeps {
     resyncMs?: number;
     /** Self-managed certificate check (default 60 s). */
     certificateCheckSeconds?: number;
+    /** Duration of this replica's Lease (default 30 s); it is renewed, and the live replicas listed, every third of it. */
+    replicaLeaseSeconds?: number;
     /** A watch cut off this long makes isHealthy() false (default 60 s). */
     unhealthyAfterMs?: number;
   };
@@ -83,7 +88,8 @@ export type ClusterChange =
   | { kind: 'forged'; key: string }
   /** A pod holding capacity left the watch's selection; it is checked by GET until it ends. */
   | { kind: 'pod-unwatched'; key: string }
-  | { kind: 'garbage-collected'; entries: number };
+  | { kind: 'garbage-collected'; entries: number }
+  | { kind: 'replicas'; replicas: readonly string[] };
 
 export interface ClusterHealth {
   ready: boolean;
@@ -93,11 +99,15 @@ export interface ClusterHealth {
   trackedPods: number;
   /** Pods seen carrying a decision the webhook did not issue. */
   forgedPods: number;
+  /** The live replicas this one shares the GPUs with (itself included), from their Leases. */
+  replicas: readonly string[];
 }
 
 export interface ClusterIntegration {
   /** Commits reservations through the API server (compare-and-swap per GPU). */
   store: ReservationStore;
+  /** The GPUs this replica fills first, shared with the live replicas (null: it is the only one). Cheap: changes only with the replicas. */
+  preference(): GpuPreference | null;
   /** Node facts by name for the inventory (a frozen snapshot; cheap). */
   nodes(): Readonly<Record<string, NodeState>>;
   /** Exporter discovery when metrics.source is `discovery`, else null. */
@@ -302,11 +312,24 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     logger,
   });
 
+  // This replica's Lease: who is alive to share the GPUs with, and (self-managed) which CA it serves.
+  const leaseSeconds = deps.intervals?.replicaLeaseSeconds ?? 30;
+  const leases = new ReplicaLeases({ apis, namespace, replica, leaseDurationSeconds: leaseSeconds, now, logger });
+  const liveReplicas = new LiveReplicas({
+    leases,
+    replica,
+    renewEveryMs: (leaseSeconds * 1000) / 3,
+    logger,
+    contendedGpus: () => store.contendedGpus(),
+    onChange: (replicas) => notify({ kind: 'replicas', replicas }),
+  });
+
   const certificates =
     config.certificates.mode === 'self-managed'
       ? new SelfManagedCertificates({
           apis,
           namespace,
+          leases,
           certificates: config.certificates,
           tlsCertFile: config.server.tlsCertFile,
           tlsKeyFile: config.server.tlsKeyFile,
@@ -373,8 +396,11 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
     // Ledger rebuilt: pods' annotations (informer) first, then the durable grants not yet confirmed.
     await untilDone('reading the durable reservations', () => store.load(stopController.signal));
   })();
+  // This replica's Lease from the start (it says the replica is alive, also to a CA rotation), and
+  // the replicas to share GPUs with (a failure only leaves this one alone until the next period).
+  const replicasListed = liveReplicas.start(stopController.signal);
   const ready = (async () => {
-    await Promise.all([certificatesReady, keysReady, reservationsReady]);
+    await Promise.all([certificatesReady, keysReady, reservationsReady, replicasListed]);
     isReady = true;
     logger.info(
       {
@@ -424,6 +450,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
 
   return {
     store,
+    preference: () => liveReplicas.preference(),
     nodes: () => nodeTable.snapshot(),
     metricsSource,
     ready,
@@ -438,11 +465,13 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       reservations: { ...store.stats },
       trackedPods: tracker.trackedPods,
       forgedPods: tracker.forgedPods,
+      replicas: liveReplicas.replicas(),
     }),
     async stop(): Promise<void> {
       stopped = true;
       stopController.abort();
       for (const timer of timers) clearInterval(timer);
+      await liveReplicas.stop(AbortSignal.timeout(2000));
       await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), daemonInformer?.stop(), certificates?.stop()]);
       apis.close();
     },

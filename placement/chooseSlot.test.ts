@@ -3,7 +3,8 @@ import { defaultConfig } from '../config/schema.js';
 import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
 import { chooseSlot, countUnreservedPods } from './chooseSlot.js';
 import { ReservationLedger } from './ledger.js';
-import type { LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
+import { PREFERENCE_STEP } from './replicaPreference.js';
+import type { GpuPreference, LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;
@@ -682,5 +683,40 @@ describe('chooseSlot: the choice', () => {
     const gpus = [gpu({ index: 0 }), gpu({ index: 1 })];
     expect(choose(gpus, { ledger: plainView })).toEqual(choose(gpus, { ledger }));
     expect(expectChoice(choose(gpus, { ledger: plainView })).gpuIndex).toBe(1);
+  });
+});
+
+describe('chooseSlot: a replica preference', () => {
+  // GPU 0 is half full, GPU 1 and GPU 2 idle; the preference ranks GPU 2 (and then GPU 1) above GPU 0.
+  const gpus = () => [gpu({ index: 0, memory: memory(H100_MIB, 40 * GIB) }), gpu({ index: 1 }), gpu({ index: 2 })];
+  const byUuid = (score: (uuid: string) => number): GpuPreference => ({ scoresFor: (fleet) => fleet.map((g) => score(g.uuid)) });
+  const ownsOneAndTwo = byUuid((uuid) => (uuid.endsWith('-2') ? 2e-8 : uuid.endsWith('-1') ? 1e-8 : -PREFERENCE_STEP));
+
+  test('without one, binpack fills the GPU in use', () => {
+    expect(expectChoice(choose(gpus())).gpuIndex).toBe(0);
+  });
+
+  test('a GPU of a lower tier loses to every GPU of a higher tier, however full; equal scores follow the preference', () => {
+    const decision = chooseSlot(inventoryOf(gpus()), ledgerOf(), request(), placement(), NOW, ownsOneAndTwo);
+    expect(expectChoice(decision).gpuIndex).toBe(2);
+  });
+
+  test('inside a tier binpack still decides: the fuller GPU wins over a slightly preferred one', () => {
+    const ledger = ledgerWith(['GPU-node-a-1', 8 * GIB, 20]);
+    const decision = chooseSlot(inventoryOf(gpus()), ledger, request(), placement(), NOW, ownsOneAndTwo);
+    expect(expectChoice(decision).gpuIndex).toBe(1);
+  });
+
+  test('when nothing of the higher tier fits, a lower tier is used rather than refusing', () => {
+    const full = [gpu({ index: 0 }), gpu({ index: 1, memory: memory(H100_MIB, 78 * GIB) }), gpu({ index: 2, memory: memory(H100_MIB, 78 * GIB) })];
+    const decision = chooseSlot(inventoryOf(full), ledgerOf(), request(), placement(), NOW, ownsOneAndTwo);
+    expect(expectChoice(decision).gpuIndex).toBe(0);
+  });
+
+  test('for a high-priority pod a cool GPU two tiers down still beats a hot GPU of the top tier', () => {
+    const mixed = [gpu({ index: 0 }), gpu({ index: 1, utilPercent: 95 })];
+    const twoStepsDown = byUuid((uuid) => (uuid.endsWith('-0') ? -2 * PREFERENCE_STEP : 0));
+    const decision = chooseSlot(inventoryOf(mixed), ledgerOf(), request({ priority: 'high' }), placement(), NOW, twoStepsDown);
+    expect(expectChoice(decision).gpuIndex).toBe(0);
   });
 });

@@ -14,7 +14,7 @@ import { ReservationLedger, sumReservations } from './ledger.js';
 import { committedMiB } from './memoryAccounting.js';
 import type { GpuReservationTotals } from './ledger.js';
 import { Exclusion, PlacementPolicy, Priority } from './types.js';
-import type { LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 
 /**
  * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
@@ -109,9 +109,10 @@ function newTally(): ExclusionTally {
 
 /**
  * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
- * reserveSlot to hold the chosen capacity in the same synchronous step.
+ * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
+ * given, is added to each candidate's score (several replicas: own GPUs first).
  */
-export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number): SlotDecision {
+export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
   const gpus = inventory.gpus;
   const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
   const readSums = sumsReader(ledger, gpus, nowMs);
@@ -154,6 +155,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   let bestRoomMiB = 0;
   let bestSums: GpuReservationTotals | null = null;
   let bestClients = 0;
+  let preferred: ArrayLike<number> | null = null;
 
   for (let i = 0; i < gpus.length; i++) {
     const gpu = gpus[i];
@@ -295,6 +297,8 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
       score = -(allocated > busy ? allocated : busy);
     }
     if (hot) score -= hotPenalty;
+    // Several replicas: this replica's own GPUs first (docs/adr/0005-multi-replica-reservations.md).
+    if (preference !== null) score += (preferred ??= preference.scoresFor(gpus))[i] ?? 0;
 
     if (best === null || score > bestScore || (score === bestScore && breaksTie(gpu, best))) {
       best = gpu;

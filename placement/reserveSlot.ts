@@ -7,7 +7,7 @@
 import { chooseSlot } from './chooseSlot.js';
 import type { ReservationLedger } from './ledger.js';
 import { ReservationState } from './types.js';
-import type { PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+import type { GpuPreference, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
 import type { GpuInventory } from '../dcgm/inventory.js';
 
 export function reserveSlot(
@@ -16,7 +16,7 @@ export function reserveSlot(
   request: SlotRequest,
   config: PlacementConfig,
   nowMs: number,
-  opts: { dryRun: boolean },
+  opts: { dryRun: boolean; preference?: GpuPreference | null },
 ): { decision: SlotDecision; reservation: Reservation | null; superseded: Reservation[] } {
   // A pod name exists once: a repeated admission of the same named pod (a retry, a replay, a
   // direct call to /mutate) replaces the pending reservation of the earlier one rather than
@@ -27,7 +27,7 @@ export function reserveSlot(
       if (held.state === ReservationState.Pending && ledger.release(held.id) !== null) superseded.push(held);
     }
   }
-  const decision = chooseSlot(inventory, ledger, request, config, nowMs);
+  const decision = chooseSlot(inventory, ledger, request, config, nowMs, opts.preference ?? null);
   if (!decision.ok || opts.dryRun) {
     // Nothing granted: what the earlier admission held stays held.
     for (const r of superseded) ledger.restore(r);

@@ -2,6 +2,7 @@
  * Types of the placement engine: what a pod asks for, what the engine decides,
  * and the reservations it keeps. Pure data: no I/O here.
  */
+import type { GpuSample } from '../dcgm/inventory.js';
 
 export const Priority = { High: 'high', Low: 'low' } as const;
 export type Priority = (typeof Priority)[keyof typeof Priority];
@@ -141,6 +142,17 @@ export interface Reservation {
   runningSinceMs?: number | null;
   /** UID of the pod the reservation was confirmed for (set by the pod watch); only that pod's end releases it. */
   podUid?: string;
+}
+
+/**
+ * How much a replica prefers each GPU, added to the GPU's placement score (which lies in
+ * [-1, 2] before the hot penalty). Used when several replicas place pods on one fleet
+ * (placement/replicaPreference.ts): whole steps rank tiers of GPUs, tiny fractions order GPUs
+ * of equal score. Null or absent: no preference.
+ */
+export interface GpuPreference {
+  /** The score to add to each GPU of `gpus`, by position (cheap to call again for the same array). */
+  scoresFor(gpus: readonly GpuSample[]): ArrayLike<number>;
 }
 
 /** What placement reads from the ledger. */

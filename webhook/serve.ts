@@ -14,6 +14,7 @@ import { ExporterMetricsSource, FileMetricsSource, PrometheusMetricsSource } fro
 import { ReservationLedger } from '../placement/ledger.js';
 import type { ReservationStore } from '../placement/reservationStore.js';
 import { LocalReservationStore } from '../placement/reservationStore.js';
+import type { GpuPreference } from '../placement/types.js';
 import { createWebhookApp } from './createApp.js';
 import { mergedInventory } from './mergedInventory.js';
 import { metricsReadiness } from './metricsReadiness.js';
@@ -73,6 +74,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   const noClusterNodes: GpuInventory['nodes'] = Object.freeze({});
   let clusterNodes: () => GpuInventory['nodes'] = () => noClusterNodes;
   let clusterReady: () => boolean = () => true;
+  let clusterPreference: () => GpuPreference | null = () => null;
   let stopCluster: () => Promise<void> = async () => {};
   let certificatesReady: Promise<void> = Promise.resolve();
   let decisionKeys: () => DecisionKeyRing;
@@ -97,6 +99,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     decisionKeys = () => cluster.decisionKeys();
     store = cluster.store;
     clusterNodes = () => cluster.nodes();
+    clusterPreference = () => cluster.preference();
     let ready = false;
     cluster.ready.then(
       () => {
@@ -155,7 +158,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
     logger,
     metrics,
     store,
-    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now(), keys: decisionKeys() }),
+    admitContext: (): AdmitContext => ({ config, inventory: inventory(), ledger, nowMs: now(), keys: decisionKeys(), preference: clusterPreference() }),
     readiness: () => {
       if (!refresher.hasLoaded()) return { ready: false, reason: `no DCGM metrics loaded yet from ${config.metrics.source}` };
       if (!clusterReady()) return { ready: false, reason: 'cluster state (pods, nodes, reservations) not loaded yet' };
