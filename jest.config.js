@@ -10,7 +10,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
   testMatch: ['<rootDir>/**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.bench-dist/'],
+  modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/.bench-dist/'],
   testTimeout: 30000,
 };

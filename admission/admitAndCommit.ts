@@ -5,8 +5,8 @@
  * reservation is dropped, the ledger refreshed from the durable state, and the choice made
  * again, a bounded number of times.
  */
-import type { ReservationStore } from '../placement/reservationStore.js';
-import { CommitOutcome } from '../placement/reservationStore.js';
+import type { ReservationStore } from '../reservations/reservationStore.js';
+import { CommitOutcome } from '../reservations/reservationStore.js';
 import type { AdmitContext, AdmitRequest, PodAdmission } from './admitPod.js';
 import { AdmissionOutcome, admitPod } from './admitPod.js';
 

@@ -9,10 +9,10 @@ import fjp from 'fast-json-patch';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
-import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
+import type { GpuInventory, GpuSample } from '../domain/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
 import { annotationBytes, TOTAL_ANNOTATION_BYTES } from '../injector/apiLimits.js';
-import { ReservationLedger } from '../placement/ledger.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import type { AdmitContext, PodAdmission } from './admitPod.js';
 import { admitPod } from './admitPod.js';
 

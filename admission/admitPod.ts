@@ -7,10 +7,10 @@
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import type { Config } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import type { ReservationLedger } from '../placement/ledger.js';
-import { reserveSlot } from '../placement/reserveSlot.js';
-import type { GpuPreference, Reservation, SlotChoice } from '../placement/types.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import type { ReservationLedger } from '../reservations/ledger.js';
+import { reserveSlot } from '../reservations/reserveSlot.js';
+import type { GpuPreference, Reservation, SlotChoice } from '../domain/slot.js';
 import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
@@ -20,8 +20,8 @@ import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js
 import type { PodIntent, RecordedDecision } from '../injector/readSlotRequest.js';
 import { DRY_RUN_RESERVATION, RECORD_ANNOTATIONS, podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
-import { Label } from '../injector/names.js';
-import { ReservationState } from '../placement/types.js';
+import { Label } from '../domain/names.js';
+import { ReservationState } from '../domain/slot.js';
 
 export const AdmissionOutcome = {
   /** Allowed with a patch (possibly empty for an already-injected pod). */

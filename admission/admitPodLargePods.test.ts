@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { buildConfig } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
-import { ReservationLedger } from '../placement/ledger.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { LARGE_POD_KINDS, largePod, smallPod } from '../bench/largePods.js';
 import { admitPod } from './admitPod.js';

@@ -6,12 +6,12 @@
  * steady number of live reservations across the GPUs. That number is preloaded before the
  * server takes traffic.
  *
- * Usage: node dist/bench/benchWebhook.js <config.yaml> <liveReservations>
+ * Usage: node .bench-dist/bench/benchWebhook.js <config.yaml> <liveReservations>
  * Logs "bench pod lifecycle running" with the port once the preload is done.
  */
 import { readFile } from 'node:fs/promises';
 import { parseConfigText } from '../config/schema.js';
-import type { Reservation } from '../placement/types.js';
+import type { Reservation } from '../domain/slot.js';
 import { serve } from '../webhook/serve.js';
 import { syntheticGpus } from './syntheticCluster.js';
 

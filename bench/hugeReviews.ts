@@ -2,7 +2,7 @@
  * Pods of tens of thousands of containers, as the API server sends them (every container
  * defaulted): the event-loop time one such review costs the webhook, from the JSON text to the
  * JSON answer, measured in-process. `npm run bench` prints these beside the HTTP figures;
- * `node dist/bench/largePods.js` prints them alone.
+ * `node .bench-dist/bench/largePods.js` prints them alone.
  */
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
@@ -10,8 +10,8 @@ import autocannon from 'autocannon';
 import { pathToFileURL } from 'node:url';
 import { admitPod } from '../admission/admitPod.js';
 import { buildConfig } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import { ReservationLedger } from '../placement/ledger.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import { decodeAdmissionReview, encodeAdmission, podOf } from '../webhook/admissionReview.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { randomKeyRing } from '../domain/decisionRecord.js';

@@ -1,6 +1,6 @@
 /**
  * DCGM ingestion on hostile input: figures for `npm run bench`, each beside a baseline from
- * the same run. Also runs alone: `node dist/bench/ingestion.js` (after `npm run build`).
+ * the same run. Also runs alone: `node .bench-dist/bench/ingestion.js` (after `npm run build:bench`).
  *
  * - a malformed 100,000-digit value, against well-formed text of the same length;
  * - per-pod series, cost per series at 20,000 and 125,000 pods per GPU against 2,000;

@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/reservationCommit.js`: what a durable reservation adds to an admission,
+ * `node .bench-.bench-dist/bench/reservationCommit.js`: what a durable reservation adds to an admission,
  * with one replica and with several sharing the API server.
  *
  * Each replica runs in a worker thread of its own (its own event loop, ledger, store and
@@ -42,17 +42,17 @@ import type { AdmitContext } from '../admission/admitPod.js';
 import { generateCertificates } from '../certs/issue.js';
 import { defaultConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import { Annotation } from '../injector/names.js';
-import { ReservationLedger } from '../placement/ledger.js';
-import type { ReservationStore } from '../placement/reservationStore.js';
-import { ConfigMapReservationStore } from '../kube/configMapReservationStore.js';
-import { DURABLE_DATA_KEY } from '../kube/durableReservations.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import { Annotation } from '../domain/names.js';
+import { ReservationLedger } from '../reservations/ledger.js';
+import type { ReservationStore } from '../reservations/reservationStore.js';
+import { ConfigMapReservationStore } from '../reservations/configMapReservationStore.js';
+import { DURABLE_DATA_KEY } from '../reservations/durableReservations.js';
 import { createKubeApis } from '../kube/kubeApis.js';
 import { LiveReplicas } from '../kube/liveReplicas.js';
 import { ReplicaLeases } from '../kube/replicaLeases.js';
-import { H100_TOTAL_MIB, idleInventory } from '../kube/testing/gpuFixtures.js';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { H100_TOTAL_MIB, idleInventory } from '../testing/gpuFixtures.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 
 /** Decisions sealed in this process only (the bench never re-reads them). */
 const keys = randomKeyRing();

@@ -22,13 +22,13 @@ import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { readSlotRequest } from '../injector/readSlotRequest.js';
 import { randomKeyRing } from '../domain/decisionRecord.js';
-import { reserveSlot } from '../placement/reserveSlot.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
+import { reserveSlot } from '../reservations/reserveSlot.js';
+import type { GpuInventory } from '../domain/inventory.js';
 import { DcgmTextParser, parseDcgmText } from '../dcgm/parseDcgmText.js';
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
 import { chooseSlot } from '../placement/chooseSlot.js';
-import { ReservationLedger } from '../placement/ledger.js';
-import type { SlotRequest } from '../placement/types.js';
+import { ReservationLedger } from '../reservations/ledger.js';
+import type { SlotRequest } from '../domain/slot.js';
 import { benchIngestion, printRows } from './ingestion.js';
 import { largePodCosts } from './hugeReviews.js';
 import { syntheticGpus } from './syntheticCluster.js';
@@ -216,7 +216,7 @@ async function benchSetup(work: string): Promise<BenchSetup> {
 }
 
 function spawnWebhook(setup: BenchSetup, live: number, nodeFlags: string[] = []): { child: ChildProcess; port: Promise<number> } {
-  const entry = path.join(repoRoot, 'dist/bench/benchWebhook.js');
+  const entry = path.join(here, 'benchWebhook.js');
   const child = spawn(process.execPath, [...nodeFlags, entry, setup.configFile, String(live), String(BENCH_NODES)], { stdio: ['ignore', 'pipe', 'inherit'] });
   return { child, port: listeningPort(child, /"port":(\d+)[^\n]*bench pod lifecycle running/) };
 }

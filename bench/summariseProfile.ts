@@ -1,7 +1,7 @@
 /**
  * Summarise a V8 CPU profile (`node --cpu-prof`) into a Markdown table of the frames with the
  * most self time. `npm run bench -- --profile` writes bench/profile.md with it; on its own:
- * `node dist/bench/summariseProfile.js <file.cpuprofile> [top]` prints the table.
+ * `node .bench-dist/bench/summariseProfile.js <file.cpuprofile> [top]` prints the table.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /** Synthetic H100 fleets for benchmarks: deterministic, realistic figures. */
-import type { GpuSample } from '../dcgm/inventory.js';
+import type { GpuSample } from '../domain/inventory.js';
 
 export function syntheticGpus(nodes: number, gpusPerNode: number, nowMs: number): GpuSample[] {
   const gpus: GpuSample[] = [];

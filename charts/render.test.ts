@@ -4,8 +4,8 @@
  * accepts, and the behaviour each option promises.
  */
 import { createWebhookMetrics } from '../webhook/webhookMetrics.js';
-import { ReservationLedger } from '../placement/ledger.js';
-import { emptyInventory } from '../dcgm/inventory.js';
+import { ReservationLedger } from '../reservations/ledger.js';
+import { emptyInventory } from '../domain/inventory.js';
 import { defaultConfig } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -3,7 +3,7 @@
  * connect, find the webhook's configuration, read its state.
  */
 import type { Command } from 'commander';
-import type { ExporterPod } from '../kube/exporterDiscovery.js';
+import type { ExporterPod } from '../dcgm/exporterDiscovery.js';
 import type { ClusterFlags, ClusterState, ClusterTarget } from './clusterState.js';
 import { asInputError, metricsSourceFromUrl, readClusterState, resolveClusterTarget } from './clusterState.js';
 import { FileMetricsSource } from '../dcgm/sources.js';

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { generateCertificates } from '../certs/issue.js';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import { runDoctor } from './doctorCommand.js';
 import { runExplain } from './explainCommand.js';

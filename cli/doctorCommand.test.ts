@@ -2,7 +2,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { generateCertificates } from '../certs/issue.js';
 import type { CertificateBundle } from '../certs/issue.js';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import type { GpuCluster, GpuClusterOptions } from '../testing/standInGpuCluster.js';
 import { runDoctor } from './doctorCommand.js';

@@ -1,6 +1,6 @@
-import { h100 } from '../dcgm/testing/gpuSamples.js';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
-import type { StoredObject } from '../kube/testing/standInApiServer.js';
+import { h100 } from '../testing/gpuSamples.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
+import type { StoredObject } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import type { GpuCluster } from '../testing/standInGpuCluster.js';
 import { runExplain } from './explainCommand.js';

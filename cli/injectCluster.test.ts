@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import type { GpuCluster } from '../testing/standInGpuCluster.js';
 import { runInject } from './injectCommand.js';

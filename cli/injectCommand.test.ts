@@ -6,7 +6,7 @@ import type { Pod } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments } from 'yaml';
 import { admitPod } from '../admission/admitPod.js';
 import { parseConfigText } from '../config/schema.js';
-import { ReservationLedger } from '../placement/ledger.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import { metricsSourceFor } from '../webhook/serve.js';
 import { CliError } from './cliError.js';
 import { runInject } from './injectCommand.js';

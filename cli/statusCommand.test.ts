@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import type { GpuCluster } from '../testing/standInGpuCluster.js';
 import { runStatus } from './statusCommand.js';

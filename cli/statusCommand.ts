@@ -4,13 +4,13 @@
  * webhook replica would rebuild now (cli/clusterState.ts).
  */
 import type { Command } from 'commander';
-import { formatMiB } from '../config/quantity.js';
-import type { GpuSample } from '../dcgm/inventory.js';
+import { formatMiB } from '../domain/quantity.js';
+import type { GpuSample } from '../domain/inventory.js';
 import { countUnreservedPods } from '../placement/chooseSlot.js';
 import { accountGpus } from '../placement/memoryAccounting.js';
 import type { GpuMemoryAccount } from '../placement/memoryAccounting.js';
-import type { Reservation } from '../placement/types.js';
-import type { ReservationState } from '../placement/types.js';
+import type { Reservation } from '../domain/slot.js';
+import type { ReservationState } from '../domain/slot.js';
 import type { ClusterCommandDeps, ClusterCommandFlags } from './clusterFlags.js';
 import { addClusterFlags, clusterStateFor } from './clusterFlags.js';
 import type { ClusterState } from './clusterState.js';

@@ -15,7 +15,7 @@ import {
   type GpuPodRef,
   type GpuSample,
   type IngestionFaults,
-} from './inventory.js';
+} from '../domain/inventory.js';
 import { DcgmLabel, DcgmMetric, type PodLabelNames } from './dcgmNames.js';
 import { isGpuUuid, isMigUuid, isNodeName, memoryCeilingMiB, quoteExcerpt } from './gpuIdentity.js';
 

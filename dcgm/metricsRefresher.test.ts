@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import { noIngestionFaults, type GpuInventory, type GpuSample } from './inventory.js';
+import { noIngestionFaults, type GpuInventory, type GpuSample } from '../domain/inventory.js';
 import { carryForwardMissingGpus, MetricsRefresher, type RefreshReport, type RefreshScheduler } from './metricsRefresher.js';
 import { MetricsSourceError, type MetricsSource } from './sources.js';
-import { h100 } from './testing/gpuSamples.js';
+import { h100 } from '../testing/gpuSamples.js';
 
 const T = 1_767_000_000_000;
 

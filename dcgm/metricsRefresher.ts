@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { CLOCK_SKEW_TOLERANCE_MS, compareGpus, describeClockSkew } from './collectGpuSamples.js';
-import { addIngestionFaults, emptyInventory, excludedGpuCount, noIngestionFaults, type GpuExclusion, type GpuInventory, type GpuSample } from './inventory.js';
+import { addIngestionFaults, emptyInventory, excludedGpuCount, noIngestionFaults, type GpuExclusion, type GpuInventory, type GpuSample } from '../domain/inventory.js';
 import type { MetricsSource } from './sources.js';
 
 /** Timer functions, injectable so that tests drive time themselves. */

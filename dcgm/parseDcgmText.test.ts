@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DcgmTextParser, parseDcgmText } from './parseDcgmText.js';
 import { renderDcgmText } from './renderDcgmText.js';
-import { h100 } from './testing/gpuSamples.js';
+import { h100 } from '../testing/gpuSamples.js';
 
 const realSample = readFileSync(fileURLToPath(new URL('./fixtures/h100x8-gpu-operator.prom', import.meta.url)), 'utf8');
 const example = readFileSync(fileURLToPath(new URL('../examples/dcgm-h100x8.prom', import.meta.url)), 'utf8');

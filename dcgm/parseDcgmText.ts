@@ -11,7 +11,7 @@
  * arrives (`begin`, `write`, `end`), so a large body is never held whole. See ADR 0003.
  */
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import type { GpuSample, IngestionFaults } from './inventory.js';
+import type { GpuSample, IngestionFaults } from '../domain/inventory.js';
 import { GpuSampleCollector, type SeriesLabels } from './collectGpuSamples.js';
 import { DcgmLabel, exporterPodLabels, isDcgmBlank } from './dcgmNames.js';
 

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { GpuSampleCollector } from './collectGpuSamples.js';
-import type { GpuSample, IngestionFaults } from './inventory.js';
+import type { GpuSample, IngestionFaults } from '../domain/inventory.js';
 import { DcgmLabel, dcgmMetricNames, exporterPodLabels, isDcgmBlank, prometheusExportedPodLabels } from './dcgmNames.js';
 
 /**

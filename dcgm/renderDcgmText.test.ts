@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { GpuSample } from './inventory.js';
+import type { GpuSample } from '../domain/inventory.js';
 import { parseDcgmText } from './parseDcgmText.js';
 import { renderDcgmText } from './renderDcgmText.js';
-import { h100 } from './testing/gpuSamples.js';
+import { h100 } from '../testing/gpuSamples.js';
 
 const T = 1_767_000_000_000;
 

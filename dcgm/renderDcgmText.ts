@@ -6,7 +6,7 @@
  * long as each GPU's memory total equals free + used + reserved (the exporter publishes no
  * total) and, without timestamps, the parse is given the samples' time as its scrape time.
  */
-import type { GpuSample } from './inventory.js';
+import type { GpuSample } from '../domain/inventory.js';
 import { DcgmLabel, DcgmMetric } from './dcgmNames.js';
 
 export interface RenderDcgmTextOptions {

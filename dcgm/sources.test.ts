@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderDcgmText } from './renderDcgmText.js';
 import { ExporterMetricsSource, FileMetricsSource, MetricsSourceError, PrometheusMetricsSource } from './sources.js';
-import { h100 } from './testing/gpuSamples.js';
+import { h100 } from '../testing/gpuSamples.js';
 
 const NOW = 1_767_000_000_000;
 

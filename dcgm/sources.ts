@@ -9,7 +9,7 @@
  */
 import { open } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { addIngestionFaults, GpuExclusion, noIngestionFaults, type GpuInventory, type GpuSample, type IngestionFaults } from './inventory.js';
+import { addIngestionFaults, GpuExclusion, noIngestionFaults, type GpuInventory, type GpuSample, type IngestionFaults } from '../domain/inventory.js';
 import { compareGpus, describeExclusions } from './collectGpuSamples.js';
 import { quoteExcerpt } from './gpuIdentity.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_PROMETHEUS_MAX_BODY_BYTES, describeBytes, FileSampleTime } from './ingestionLimits.js';

@@ -9,10 +9,10 @@
  * docs/adr/0013-sealed-decisions.md.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { quantityToMiB } from '../config/quantity.js';
-import { parseContainerList, parsePriority, parseWholeNumber } from '../injector/annotationValues.js';
-import { Annotation, Label } from '../injector/names.js';
-import type { Priority, SlotChoice } from '../placement/types.js';
+import { quantityToMiB } from './quantity.js';
+import { parseContainerList, parsePriority, parseWholeNumber } from './annotationValues.js';
+import { Annotation, Label } from './names.js';
+import type { Priority, SlotChoice } from './slot.js';
 
 /** Reservation id written on dry-run admissions, where nothing is reserved. Never held, never counted. */
 export const DRY_RUN_RESERVATION = 'dry-run';

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { StandInApiServer } from '../kube/testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 import { createGpuCluster } from '../testing/standInGpuCluster.js';
 import { cliPath, repoRoot } from './support/webhookProcess.js';
 

@@ -4,10 +4,10 @@
  * patched), dcgm-exporter discovery, durable reservations and confirmation from the pod watch.
  */
 import { X509Certificate } from 'node:crypto';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
-import type { StandInApiServer, StoredObject } from '../kube/testing/standInApiServer.js';
+import { h100 } from '../testing/gpuSamples.js';
+import type { StandInApiServer, StoredObject } from '../testing/standInApiServer.js';
 import { gpuPodReview, storedPodAfter } from './support/reviews.js';
-import type { StandInExporter } from './support/standInExporter.js';
+import type { StandInExporter } from '../testing/standInExporter.js';
 import type { WebhookProcess } from './support/webhookProcess.js';
 import { httpsRequest } from './support/webhookProcess.js';
 import { CLUSTER_NS, WEBHOOK_CONFIG, startClusterWebhook } from './support/clusterWebhook.js';

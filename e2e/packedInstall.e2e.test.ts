@@ -291,6 +291,10 @@ describe('the packed package, installed without dev dependencies', () => {
     expect(packedPaths.filter((p) => p.endsWith('.ts'))).toEqual([]);
   });
 
+  test('no test support is shipped: no stand-in, no fixture builder, no bench', () => {
+    expect(packedPaths.filter((p) => /(^|\/)(testing|bench)\/|standIn/i.test(p))).toEqual([]);
+  });
+
   test('no dev-only package is installed', () => {
     const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
     const prodNames = new Set(

@@ -6,9 +6,9 @@
  * use: the webhook's free room must match the arithmetic, neither double counting nor losing
  * the grants.
  */
-import type { GpuSample } from '../dcgm/inventory.js';
-import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
-import type { StoredObject } from '../kube/testing/standInApiServer.js';
+import type { GpuSample } from '../domain/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
+import type { StoredObject } from '../testing/standInApiServer.js';
 import { defaultConfig } from '../config/schema.js';
 import { startClusterWebhook } from './support/clusterWebhook.js';
 import type { ClusterWebhook } from './support/clusterWebhook.js';

@@ -5,10 +5,10 @@
 import fjp from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from 'kubernetes-types/core/v1.js';
-import type { GpuSample } from '../dcgm/inventory.js';
-import { H100_TOTAL_MIB, h100 } from '../dcgm/testing/gpuSamples.js';
-import type { StandInExporter } from './support/standInExporter.js';
-import { startStandInExporter } from './support/standInExporter.js';
+import type { GpuSample } from '../domain/inventory.js';
+import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
+import type { StandInExporter } from '../testing/standInExporter.js';
+import { startStandInExporter } from '../testing/standInExporter.js';
 import { gpuPodReview, loadCapturedReview } from './support/reviews.js';
 import type { GeneratedCerts, WebhookProcess } from './support/webhookProcess.js';
 import { generateCerts, httpsRequest, startWebhookProcess, waitUntilReady } from './support/webhookProcess.js';
@@ -43,7 +43,7 @@ function applyAnswer(review: Record<string, unknown>, answer: ReviewAnswer): Pod
 
 beforeAll(async () => {
   certs = await generateCerts();
-  exporter = await startStandInExporter(cluster(), 3000);
+  exporter = await startStandInExporter(cluster(), { slowMs: 3000 });
   webhook = await startWebhookProcess(
     {
       metrics: { source: 'exporters', exporterUrls: [exporter.url], refreshSeconds: 0.2, timeoutMs: 1000 },

@@ -3,7 +3,7 @@
  * that the API server would reject or a pod that could never run. Pure.
  */
 import type { Pod } from 'kubernetes-types/core/v1.js';
-import { Annotation } from './names.js';
+import { Annotation } from '../domain/names.js';
 import { quoteForMessage } from './quoteForMessage.js';
 
 /** The API server's limit on a pod's annotations, keys and values together, in bytes (TotalAnnotationSizeLimitB). */

@@ -17,7 +17,7 @@ import type { Pod } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments, stringify } from 'yaml';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import type { SlotChoice, SlotRequest } from '../placement/types.js';
+import type { SlotChoice, SlotRequest } from '../domain/slot.js';
 import { buildPatch } from './buildPatch.js';
 import { injectPod } from './injectPod.js';
 import { enforceMpsAccess } from './mpsAccess.js';

@@ -1,10 +1,10 @@
 import type { Container, Pod } from 'kubernetes-types/core/v1.js';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import type { SlotChoice } from '../placement/types.js';
+import type { SlotChoice } from '../domain/slot.js';
 import { buildPatch } from './buildPatch.js';
 import { injectPod, mpsEnv } from './injectPod.js';
-import { Annotation, INIT_CONTAINER_NAME } from './names.js';
+import { Annotation, INIT_CONTAINER_NAME } from '../domain/names.js';
 import { podSpecProblems } from './podSpecProblems.js';
 
 const UUID = 'GPU-a65a773d-52bb-bcc1-a8ee-f78c3faa2e2d';

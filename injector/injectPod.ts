@@ -5,10 +5,10 @@
  */
 import type { Container, EnvVar, HostPathVolumeSource, Pod, PodSpec, Toleration, Volume } from 'kubernetes-types/core/v1.js';
 import type { Config } from '../config/schema.js';
-import { Priority } from '../placement/types.js';
-import type { SlotChoice } from '../placement/types.js';
+import { Priority } from '../domain/slot.js';
+import type { SlotChoice } from '../domain/slot.js';
 import { recordAnnotations } from '../domain/decisionRecord.js';
-import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, Label, SHM_MOUNT_PATH, VolumeName } from './names.js';
+import { Annotation, Env, HOSTNAME_LABEL, INIT_CONTAINER_NAME, Label, SHM_MOUNT_PATH, VolumeName } from '../domain/names.js';
 import { buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
 export interface InjectionResult {

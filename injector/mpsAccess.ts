@@ -22,7 +22,7 @@
 import type { Container, Pod, PodSpec, Volume } from 'kubernetes-types/core/v1.js';
 import type { Config } from '../config/schema.js';
 import { isHostPath } from './injectPod.js';
-import { Env, INIT_CONTAINER_NAME, VolumeName } from './names.js';
+import { Env, INIT_CONTAINER_NAME, VolumeName } from '../domain/names.js';
 
 export const MpsAccessPolicy = {
   /** Refuse the pod, naming every offending container and volume. */

@@ -1,8 +1,8 @@
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import { buildConfig } from '../config/schema.js';
-import type { SlotChoice } from '../placement/types.js';
+import type { SlotChoice } from '../domain/slot.js';
 import { injectPod } from './injectPod.js';
-import { Annotation } from './names.js';
+import { Annotation } from '../domain/names.js';
 import { InvalidPodError, podKeyOf, readPinnedNode, readSlotRequest } from './readSlotRequest.js';
 import { podIdentityOf, readDecisionRecord, sealDecision } from '../domain/decisionRecord.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';

@@ -4,13 +4,13 @@
  */
 import type { Pod, Container, NodeSelectorTerm, NodeSelectorRequirement } from 'kubernetes-types/core/v1.js';
 import type { Config } from '../config/schema.js';
-import { quantityToMiB } from '../config/quantity.js';
-import { Priority } from '../placement/types.js';
-import type { PlacementPolicy, SlotChoice, SlotRequest } from '../placement/types.js';
+import { quantityToMiB } from '../domain/quantity.js';
+import { Priority } from '../domain/slot.js';
+import type { PlacementPolicy, SlotChoice, SlotRequest } from '../domain/slot.js';
 import { podIdentityOf, podKeyOf as podKeyFromIdentity, readDecisionRecord } from '../domain/decisionRecord.js';
 import type { DecisionKeyRing, DecisionRecord } from '../domain/decisionRecord.js';
-import { GPU_MODEL_MAX_LENGTH, parseContainerList, parseGpuModel, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from './annotationValues.js';
-import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from './names.js';
+import { GPU_MODEL_MAX_LENGTH, parseContainerList, parseGpuModel, parseGpuUuidList, parsePlacementPolicy, parsePriority, parseWholeNumber } from '../domain/annotationValues.js';
+import { Annotation, HOSTNAME_LABEL, Label, NVIDIA_GPU_RESOURCE } from '../domain/names.js';
 import { listForMessage, quoteForMessage } from './quoteForMessage.js';
 
 export type PodIntent =

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../config/schema.js';
-import { InitEnv } from './names.js';
+import { InitEnv } from '../domain/names.js';
 import { WAIT_FOR_MPS_SCRIPT, buildWaitForMpsContainer } from './waitForMpsContainer.js';
 
 let dir: string;

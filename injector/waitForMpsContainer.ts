@@ -5,7 +5,7 @@
  */
 import type { Container } from 'kubernetes-types/core/v1.js';
 import type { Config } from '../config/schema.js';
-import { INIT_CONTAINER_NAME, InitEnv } from './names.js';
+import { INIT_CONTAINER_NAME, InitEnv } from '../domain/names.js';
 
 /**
  * The built-in wait: poll once a second for the control pipe; give up after MPS_TIMEOUT seconds with

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { replicaPreference } from '../placement/replicaPreference.js';
-import type { GpuPreference } from '../placement/types.js';
+import type { GpuPreference } from '../domain/slot.js';
 import type { ReplicaLeases } from './replicaLeases.js';
 
 export interface LiveReplicasOptions {

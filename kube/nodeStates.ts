@@ -1,7 +1,7 @@
 /**
  * Node facts for placement: schedulable or not (and why), and labels. Pure.
  */
-import type { NodeState } from '../dcgm/inventory.js';
+import type { NodeState } from '../domain/inventory.js';
 
 /** The parts of a Node this module reads (V1Node and raw watch JSON both fit). */
 export interface NodeLike {

@@ -3,7 +3,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { createKubeApis } from './kubeApis.js';
 import type { KubeApis } from './kubeApis.js';
 import { ResilientInformer } from './resilientInformer.js';
-import { StandInApiServer } from './testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 
 describe('ResilientInformer', () => {
   let standIn: StandInApiServer;

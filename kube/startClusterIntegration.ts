@@ -11,26 +11,27 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { NodeState } from '../dcgm/inventory.js';
+import type { NodeState } from '../domain/inventory.js';
 import type { MetricsSource } from '../dcgm/sources.js';
 import type { PemPair } from '../certs/issue.js';
-import type { ReservationLedger } from '../placement/ledger.js';
-import type { ReservationStore } from '../placement/reservationStore.js';
-import type { GpuPreference } from '../placement/types.js';
-import { Label } from '../injector/names.js';
-import { ConfigMapReservationStore } from './configMapReservationStore.js';
-import type { ReservationStoreStats } from './configMapReservationStore.js';
-import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from './exporterDiscovery.js';
-import type { ExporterPod } from './exporterDiscovery.js';
+import type { ReservationLedger } from '../reservations/ledger.js';
+import type { ReservationStore } from '../reservations/reservationStore.js';
+import type { GpuPreference } from '../domain/slot.js';
+import { Label } from '../domain/names.js';
+import { ConfigMapReservationStore } from '../reservations/configMapReservationStore.js';
+import type { ReservationStoreStats } from '../reservations/configMapReservationStore.js';
+import { DiscoveredExporterSource, exporterPodOf, exporterUrl } from '../dcgm/exporterDiscovery.js';
+import type { ExporterPod } from '../dcgm/exporterDiscovery.js';
 import { createKubeApis } from './kubeApis.js';
 import { LiveReplicas } from './liveReplicas.js';
 import { MpsDaemonTable, isMpsDaemonPodReady } from './mpsDaemons.js';
 import { NodeStateTable } from './nodeStates.js';
-import { PodReservationTracker, isPodFinished } from './podReservations.js';
+import { PodReservationTracker, isPodFinished } from '../reservations/podReservations.js';
+import { EXPIRY_REPORT_MS, EXPIRY_SWEEP_MS, sweepExpiredReservations } from '../reservations/sweepExpiredReservations.js';
 import { ReplicaLeases } from './replicaLeases.js';
 import { ApiFailureKind, classifyApiError } from './kubeApis.js';
 import { ResilientInformer } from './resilientInformer.js';
-import { SelfManagedCertificates } from './selfManagedCertificates.js';
+import { SelfManagedCertificates } from '../certs/selfManagedCertificates.js';
 import { DecisionKeySecret } from './decisionKeySecret.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
@@ -54,7 +55,7 @@ export interface ClusterIntegrationDeps {
   /** Background periods; defaults suit production. */
   intervals?: {
     /**
-     * Drop unconfirmed reservations past their expiry (default 100 ms). Frequent on purpose: a
+     * Drop unconfirmed reservations past their expiry (default EXPIRY_SWEEP_MS, 50 ms). Frequent on purpose: a
      * reservation that is due but still in the ledger makes every placement pass over its GPU
      * recompute that GPU's totals, and the sweep itself only visits pending reservations.
      */
@@ -418,12 +419,10 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   ready.catch(() => undefined);
   certificatesReady.catch(() => undefined);
 
-  every(deps.intervals?.expireMs ?? 100, () => {
-    const expired = ledger.expire(now());
-    if (expired.length === 0) return;
-    logger.info({ expired: expired.map((r) => r.id) }, 'unconfirmed reservations expired: their pods never appeared');
-    notify({ kind: 'expired', reservationIds: expired.map((r) => r.id) });
-  });
+  // The one expiry path (the same sweep serves a webhook outside the cluster).
+  const expirySweep = sweepExpiredReservations(ledger, logger, now, { sweepMs: deps.intervals?.expireMs ?? EXPIRY_SWEEP_MS, reportMs: EXPIRY_REPORT_MS }, (expired) =>
+    notify({ kind: 'expired', reservationIds: expired.map((r) => r.id) }),
+  );
   every(deps.intervals?.collectGarbageMs ?? 30_000, async () => {
     if (!isReady) return;
     const entries = await store.collectGarbage(stopController.signal);
@@ -471,6 +470,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       stopped = true;
       stopController.abort();
       for (const timer of timers) clearInterval(timer);
+      expirySweep.stop();
       await liveReplicas.stop(AbortSignal.timeout(2000));
       await Promise.all([podInformer.stop(), nodeInformer.stop(), exporterInformer?.stop(), daemonInformer?.stop(), certificates?.stop()]);
       apis.close();

@@ -11,11 +11,11 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { defaultConfig } from '../config/schema.js';
-import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
-import { ReservationLedger } from './ledger.js';
-import { reserveSlot } from './reserveSlot.js';
-import type { PlacementConfig, Reservation } from './types.js';
+import type { GpuInventory, GpuSample } from '../domain/inventory.js';
+import { h100 } from '../testing/gpuSamples.js';
+import { ReservationLedger } from '../reservations/ledger.js';
+import { reserveSlot } from '../reservations/reserveSlot.js';
+import type { PlacementConfig, Reservation } from '../domain/slot.js';
 
 const GIB = 1024;
 const TOTAL_MIB = 80 * GIB;

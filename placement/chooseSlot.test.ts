@@ -1,10 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
 import { defaultConfig } from '../config/schema.js';
-import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuMemory, GpuPodRef, GpuSample, NodeState } from '../domain/inventory.js';
 import { chooseSlot, countUnreservedPods } from './chooseSlot.js';
-import { ReservationLedger } from './ledger.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import { PREFERENCE_STEP } from './replicaPreference.js';
-import type { GpuPreference, LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from './types.js';
+import type { GpuPreference, LedgerView, PlacementConfig, Priority, Reservation, SlotChoice, SlotDecision, SlotRefusal, SlotRequest } from '../domain/slot.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;

@@ -6,15 +6,15 @@
  * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
  * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
  */
-import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../domain/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
 import type { ExclusionTally } from './describeDecision.js';
 import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, memoryShare } from './threadPercent.js';
-import { ReservationLedger, sumReservations } from './ledger.js';
+import { keepsTotals, sumReservations } from './reservationTotals.js';
 import { committedMiB } from './memoryAccounting.js';
-import type { GpuReservationTotals } from './ledger.js';
-import { Exclusion, PlacementPolicy, Priority } from './types.js';
-import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
+import type { GpuReservationTotals } from './reservationTotals.js';
+import { Exclusion, PlacementPolicy, Priority } from '../domain/slot.js';
+import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
 
 /**
  * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
@@ -30,7 +30,7 @@ const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priorit
  * due. From any other LedgerView: a pass over onGpu().
  */
 function sumsReader(ledger: LedgerView, gpus: readonly GpuSample[], nowMs: number): (position: number, gpuUuid: string) => GpuReservationTotals {
-  if (ledger instanceof ReservationLedger) {
+  if (keepsTotals(ledger)) {
     const snapshots = ledger.snapshotsFor(gpus);
     return (position, uuid) => {
       const snapshot = snapshots[position];

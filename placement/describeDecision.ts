@@ -2,11 +2,11 @@
  * The sentences placement decisions carry: why this GPU, or why none, in words an operator
  * can act on. Pure string building, called once per decision (never per GPU).
  */
-import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
-import { formatMiB } from '../config/quantity.js';
+import type { GpuInventory, GpuSample } from '../domain/inventory.js';
+import { formatMiB } from '../domain/quantity.js';
 import { ThreadBasis } from './threadPercent.js';
-import { Exclusion, Priority } from './types.js';
-import type { PlacementConfig, PlacementPolicy, SlotRequest } from './types.js';
+import { Exclusion, Priority } from '../domain/slot.js';
+import type { PlacementConfig, PlacementPolicy, SlotRequest } from '../domain/slot.js';
 
 /** What one pass over the GPUs found, for refusal messages. */
 export interface ExclusionTally {

@@ -16,8 +16,8 @@
  * So, once every granted pod uses its full limit, unreserved + granted + margin <= total holds
  * on every GPU the webhook grants on (docs/adr/0002-placement.md).
  */
-import type { GpuMemory } from '../dcgm/inventory.js';
-import type { Reservation } from './types.js';
+import type { GpuMemory } from '../domain/inventory.js';
+import type { Reservation } from '../domain/slot.js';
 
 /** The reservation sums accounting needs (a ledger snapshot fits). */
 export interface ReservedMemory {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
+import { h100 } from '../testing/gpuSamples.js';
 import { PREFERENCE_STEP, rendezvousRank, rendezvousWeight, replicaPreference } from './replicaPreference.js';
 import type { ReplicaPreferenceInput } from './replicaPreference.js';
 

@@ -18,8 +18,8 @@
  * Pure: the caller supplies the replicas (from their Leases) and the GPUs it found contended.
  */
 import { hash } from 'node:crypto';
-import type { GpuSample } from '../dcgm/inventory.js';
-import type { GpuPreference } from './types.js';
+import type { GpuSample } from '../domain/inventory.js';
+import type { GpuPreference } from '../domain/slot.js';
 
 /**
  * Score between tiers: more than the whole range of placement scores ([-1, 2]), so a tier above

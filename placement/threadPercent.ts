@@ -2,7 +2,7 @@
  * The compute share (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE) granted to a pod on one GPU.
  * Pure arithmetic; see docs/adr/0002-placement.md for the formula and why.
  */
-import type { PlacementConfig } from './types.js';
+import type { PlacementConfig } from '../domain/slot.js';
 
 /** Which bound decided a granted percentage, for the decision sentence. */
 export const ThreadBasis = {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Priority } from '../placement/types.js';
+import { Priority } from '../domain/slot.js';
 import { BURST, LLM_TRACE, LLM_WORKLOADS, TRACE_KINDS, generateTrace } from './generateTrace.js';
 import { buildTrace, formatTraceJson, parseTraceText } from './trace.js';
 

@@ -7,7 +7,7 @@
  * uniform source is mulberry32(seed). Times are rounded to microseconds and kept distinct.
  * docs/simulation.md describes every trace in words.
  */
-import { Priority } from '../placement/types.js';
+import { Priority } from '../domain/slot.js';
 import { RandomDraws, mulberry32 } from './seededRandom.js';
 import type { Trace, TracePod } from './trace.js';
 

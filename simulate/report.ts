@@ -2,7 +2,7 @@
  * Figures per strategy from a simulation run, as JSON-ready objects and as a Markdown table.
  * Pure.
  */
-import { Priority } from '../placement/types.js';
+import { Priority } from '../domain/slot.js';
 import { mean, percentile } from './percentile.js';
 import type { SimulationResult, StrategyRun } from './runSimulation.js';
 import type { StrategyName } from './strategies/placementStrategy.js';

@@ -15,7 +15,7 @@
 import { burstWindow } from './burstWindow.js';
 import type { BurstWindow } from './burstWindow.js';
 import { defaultConfig } from '../config/schema.js';
-import type { PlacementConfig, PlacementPolicy, Priority } from '../placement/types.js';
+import type { PlacementConfig, PlacementPolicy, Priority } from '../domain/slot.js';
 import { expandCluster } from './cluster.js';
 import type { ClusterSpec, SimGpu } from './cluster.js';
 import { mpsSupply, timeSlicedSupply } from './interference.js';

@@ -5,7 +5,7 @@
  * at time t therefore holds, per node, the newest sample taken at or before t - scrapeDelay,
  * stamped with that sample's time, so chooseSlot sees the real age of what it reads.
  */
-import type { GpuInventory, GpuSample, NodeState } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuSample, NodeState } from '../domain/inventory.js';
 import type { SimGpu } from './cluster.js';
 import { hashUniform } from './seededRandom.js';
 

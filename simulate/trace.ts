@@ -3,7 +3,7 @@
  * Pure: parsing text into a validated Trace; reading files is the caller's business.
  */
 import { z } from 'zod';
-import { Priority } from '../placement/types.js';
+import { Priority } from '../domain/slot.js';
 
 const tracePodSchema = z
   .object({

@@ -4,8 +4,8 @@
  * tracker, integration and whole-system tests.
  */
 import { podIdentityOf, recordAnnotations, sealDecision } from '../domain/decisionRecord.js';
-import { Label } from '../injector/names.js';
-import type { Priority } from '../placement/types.js';
+import { Label } from '../domain/names.js';
+import type { Priority } from '../domain/slot.js';
 import { TEST_KEY_RING } from './decisionKeys.js';
 
 export interface SealedPodSpec {

@@ -7,14 +7,14 @@
  */
 import { stringify } from 'yaml';
 import type { PemPair } from '../certs/issue.js';
-import type { GpuSample } from '../dcgm/inventory.js';
+import type { GpuSample } from '../domain/inventory.js';
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
-import { durableObjectName, encodeDurableRecord } from '../kube/durableReservations.js';
-import type { ExporterPod } from '../kube/exporterDiscovery.js';
-import type { StandInApiServer, StoredObject } from '../kube/testing/standInApiServer.js';
-import { startStandInExporter } from '../kube/testing/standInExporter.js';
-import type { StandInExporter } from '../kube/testing/standInExporter.js';
+import { h100 } from './gpuSamples.js';
+import { durableObjectName, encodeDurableRecord } from '../reservations/durableReservations.js';
+import type { ExporterPod } from '../dcgm/exporterDiscovery.js';
+import type { StandInApiServer, StoredObject } from './standInApiServer.js';
+import { startStandInExporter } from './standInExporter.js';
+import type { StandInExporter } from './standInExporter.js';
 import { testKeySecret } from './decisionKeys.js';
 import { sealedPod } from './sealedPods.js';
 

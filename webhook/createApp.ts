@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AdmitContext, PodAdmission } from '../admission/admitPod.js';
 import { admitAndCommit } from '../admission/admitAndCommit.js';
 import type { Config } from '../config/schema.js';
-import type { ReservationStore } from '../placement/reservationStore.js';
+import type { ReservationStore } from '../reservations/reservationStore.js';
 import { admissionDeadline } from './admissionDeadline.js';
 import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
 import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';

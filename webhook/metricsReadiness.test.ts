@@ -1,5 +1,5 @@
-import type { GpuInventory } from '../dcgm/inventory.js';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import { h100 } from '../testing/gpuSamples.js';
 import { metricsReadiness } from './metricsReadiness.js';
 
 const NOW = 1_700_000_000_000;

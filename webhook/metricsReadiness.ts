@@ -2,7 +2,7 @@
  * Whether the metrics let this replica place pods: ready while at least one GPU has a sample
  * younger than placement.maxMetricsAgeSeconds, the same age test placement applies. Pure.
  */
-import type { GpuInventory } from '../dcgm/inventory.js';
+import type { GpuInventory } from '../domain/inventory.js';
 
 export interface Readiness {
   ready: boolean;

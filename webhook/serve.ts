@@ -7,20 +7,20 @@ import type { Logger } from 'pino';
 import type { AdmitContext } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
+import type { GpuInventory } from '../domain/inventory.js';
 import { MetricsRefresher } from '../dcgm/metricsRefresher.js';
 import type { MetricsSource } from '../dcgm/sources.js';
 import { ExporterMetricsSource, FileMetricsSource, PrometheusMetricsSource } from '../dcgm/sources.js';
-import { ReservationLedger } from '../placement/ledger.js';
-import type { ReservationStore } from '../placement/reservationStore.js';
-import { LocalReservationStore } from '../placement/reservationStore.js';
-import type { GpuPreference } from '../placement/types.js';
+import { ReservationLedger } from '../reservations/ledger.js';
+import type { ReservationStore } from '../reservations/reservationStore.js';
+import { LocalReservationStore } from '../reservations/reservationStore.js';
+import type { GpuPreference } from '../domain/slot.js';
 import { createWebhookApp } from './createApp.js';
-import { mergedInventory } from './mergedInventory.js';
+import { mergedInventory } from '../dcgm/mergedInventory.js';
 import { metricsReadiness } from './metricsReadiness.js';
 import type { RunningServer } from './startServer.js';
 import { startHttpsServer } from './startServer.js';
-import { sweepExpiredReservations } from './sweepExpiredReservations.js';
+import { sweepExpiredReservations } from '../reservations/sweepExpiredReservations.js';
 import { createWebhookMetrics } from './webhookMetrics.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import { loadDecisionKeyRing } from './decisionKeys.js';
@@ -131,7 +131,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
 
   const inventory = mergedInventory(() => refresher.current(), () => clusterNodes());
   // In cluster mode the integration expires reservations (and their durable records) itself.
-  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now, undefined, (count) => late.metrics?.expiredUnconfirmed.inc(count));
+  const expiry = config.cluster.enabled ? undefined : sweepExpiredReservations(ledger, logger, now, undefined, (expired) => late.metrics?.expiredUnconfirmed.inc(expired.length));
 
   const metrics = createWebhookMetrics({
     inventory,

@@ -2,11 +2,11 @@
  * The webhook's own Prometheus metrics (prom-client). Histograms are in seconds.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import type { ReservationLedger } from '../placement/ledger.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import type { ReservationLedger } from '../reservations/ledger.js';
 import { accountGpus } from '../placement/memoryAccounting.js';
 import type { GpuAccountRow } from '../placement/memoryAccounting.js';
-import type { PlacementConfig } from '../placement/types.js';
+import type { PlacementConfig } from '../domain/slot.js';
 
 export interface WebhookMetrics {
   registry: Registry;

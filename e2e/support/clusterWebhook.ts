@@ -7,11 +7,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { GpuSample } from '../../dcgm/inventory.js';
-import { StandInApiServer } from '../../kube/testing/standInApiServer.js';
-import type { StoredObject } from '../../kube/testing/standInApiServer.js';
-import type { StandInExporter } from './standInExporter.js';
-import { startStandInExporter } from './standInExporter.js';
+import type { GpuSample } from '../../domain/inventory.js';
+import { StandInApiServer } from '../../testing/standInApiServer.js';
+import type { StoredObject } from '../../testing/standInApiServer.js';
+import type { StandInExporter } from '../../testing/standInExporter.js';
+import { startStandInExporter } from '../../testing/standInExporter.js';
 import type { HttpsReply, WebhookProcess } from './webhookProcess.js';
 import { httpsRequest, spawnWebhook, waitUntilReady } from './webhookProcess.js';
 

@@ -1,5 +1,5 @@
 /** Builds a fresh strategy (with empty bookkeeping) by name. */
-import type { PlacementConfig } from '../../placement/types.js';
+import type { PlacementConfig } from '../../domain/slot.js';
 import type { SimGpu } from '../cluster.js';
 import { MetricsOnlyStrategy } from './metricsOnlyStrategy.js';
 import { MpsInjectorStrategy } from './mpsInjectorStrategy.js';

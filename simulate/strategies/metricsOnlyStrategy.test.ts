@@ -1,4 +1,4 @@
-import type { GpuInventory, GpuSample } from '../../dcgm/inventory.js';
+import type { GpuInventory, GpuSample } from '../../domain/inventory.js';
 import type { TracePod } from '../trace.js';
 import { MetricsOnlyStrategy } from './metricsOnlyStrategy.js';
 

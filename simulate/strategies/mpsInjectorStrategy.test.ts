@@ -1,5 +1,5 @@
 import { defaultConfig } from '../../config/schema.js';
-import type { GpuInventory, GpuSample } from '../../dcgm/inventory.js';
+import type { GpuInventory, GpuSample } from '../../domain/inventory.js';
 import type { TracePod } from '../trace.js';
 import { MpsInjectorStrategy } from './mpsInjectorStrategy.js';
 

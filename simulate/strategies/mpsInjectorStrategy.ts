@@ -3,10 +3,10 @@
  * ReservationLedger, fed with the simulated exporter's lagging snapshots.
  * Reserve at admission, confirm when the pod starts, release when it ends.
  */
-import { ReservationLedger } from '../../placement/ledger.js';
-import { reserveSlot } from '../../placement/reserveSlot.js';
-import { Priority } from '../../placement/types.js';
-import type { PlacementConfig, SlotRequest } from '../../placement/types.js';
+import { ReservationLedger } from '../../reservations/ledger.js';
+import { reserveSlot } from '../../reservations/reserveSlot.js';
+import { Priority } from '../../domain/slot.js';
+import type { PlacementConfig, SlotRequest } from '../../domain/slot.js';
 import { ObserveRule, Sharing, StrategyName } from './placementStrategy.js';
 import type { PlacementInput, PlacementStrategy, StrategyDecision } from './placementStrategy.js';
 

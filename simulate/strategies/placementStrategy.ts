@@ -2,7 +2,7 @@
  * What the simulator asks of a placement strategy. Each strategy keeps its own bookkeeping
  * (a reservation ledger, replica counts, or nothing) and is told when its pods start and end.
  */
-import type { GpuInventory } from '../../dcgm/inventory.js';
+import type { GpuInventory } from '../../domain/inventory.js';
 import type { TracePod } from '../trace.js';
 
 export const StrategyName = {

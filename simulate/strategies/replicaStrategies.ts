@@ -13,7 +13,7 @@
  * sharing model.
  */
 import type { SimGpu } from '../cluster.js';
-import { PlacementPolicy } from '../../placement/types.js';
+import { PlacementPolicy } from '../../domain/slot.js';
 import { Sharing, StrategyName } from './placementStrategy.js';
 import type { PlacementInput, PlacementStrategy, StrategyDecision } from './placementStrategy.js';
 

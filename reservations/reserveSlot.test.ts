@@ -1,9 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
 import { defaultConfig } from '../config/schema.js';
-import type { GpuInventory, GpuSample } from '../dcgm/inventory.js';
+import type { GpuInventory, GpuSample } from '../domain/inventory.js';
 import { ReservationLedger } from './ledger.js';
 import { reserveSlot } from './reserveSlot.js';
-import type { PlacementConfig, SlotRequest } from './types.js';
+import type { PlacementConfig, SlotRequest } from '../domain/slot.js';
 
 const NOW = 1_700_000_000_000;
 const GIB = 1024;

@@ -1,6 +1,6 @@
 import pino from 'pino';
-import { ReservationLedger } from '../placement/ledger.js';
-import { ReservationState } from '../placement/types.js';
+import { ReservationLedger } from './ledger.js';
+import { ReservationState } from '../domain/slot.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { sealedPod } from '../testing/sealedPods.js';
 import type { SealedPodSpec } from '../testing/sealedPods.js';

@@ -18,11 +18,11 @@
  *   refresh() then rereads every object in one list rather than walking them one 409 at a time.
  */
 import type { Logger } from 'pino';
-import type { ReservationLedger } from '../placement/ledger.js';
-import { CommitOutcome } from '../placement/reservationStore.js';
-import type { ReservationStore } from '../placement/reservationStore.js';
-import { ReservationState } from '../placement/types.js';
-import type { Reservation } from '../placement/types.js';
+import type { ReservationLedger } from './ledger.js';
+import { CommitOutcome } from './reservationStore.js';
+import type { ReservationStore } from './reservationStore.js';
+import { ReservationState } from '../domain/slot.js';
+import type { Reservation } from '../domain/slot.js';
 import {
   DURABLE_LABEL_SELECTOR,
   DurableRecordError,
@@ -34,8 +34,8 @@ import {
   reservationFromEntry,
 } from './durableReservations.js';
 import type { ConfigMapLike, DurableEntry, DurableGpuRecord, EntryLiveness } from './durableReservations.js';
-import { ApiFailureKind, KubeApiError, abortableDelay, classifyApiError, describeApiFailure, withTransientRetry } from './kubeApis.js';
-import type { KubeApis } from './kubeApis.js';
+import { ApiFailureKind, KubeApiError, abortableDelay, classifyApiError, describeApiFailure, withTransientRetry } from '../kube/kubeApis.js';
+import type { KubeApis } from '../kube/kubeApis.js';
 
 export interface StoreLiveness extends EntryLiveness {
   /** True once the pod informer has listed: before that, nothing is judged dead. */

@@ -11,10 +11,13 @@
  * reservations the GPU metrics may already show from ones they cannot show yet.
  */
 import { randomUUID } from 'node:crypto';
-import { Priority, ReservationState } from './types.js';
-import { runningSinceOf } from './memoryAccounting.js';
-import type { ReservedMemory } from './memoryAccounting.js';
-import type { LedgerView, Reservation } from './types.js';
+import { ReservationState } from '../domain/slot.js';
+import { ZERO_RESERVATION_TOTALS as ZERO_TOTALS, expiryOf, sumReservations } from '../placement/reservationTotals.js';
+import type { GpuReservationTotals, TotalsLedgerView } from '../placement/reservationTotals.js';
+import type { Priority, Reservation } from '../domain/slot.js';
+
+export { sumReservations };
+export type { GpuReservationTotals };
 
 /** What a caller asks the ledger to hold. */
 export interface ReservationInput {
@@ -24,24 +27,6 @@ export interface ReservationInput {
   memoryMiB: number;
   threadPercent: number;
   priority: Priority;
-}
-
-/**
- * The live reservations of one GPU and their sums: an immutable snapshot, replaced (never
- * edited) whenever the GPU's reservations change.
- */
-export interface GpuReservationTotals extends ReservedMemory {
-  readonly memoryMiB: number;
-  readonly threadPercent: number;
-  /** Sum of the thread percentages granted to `high` pods (within threadPercent). */
-  readonly highThreadPercent: number;
-  readonly clients: number;
-  /** Earliest and latest runningSinceMs (Infinity for a pod not running): placement's warm-up test is O(1) when all or none are visible. */
-  readonly earliestRunningSinceMs: number;
-  readonly latestRunningSinceMs: number;
-  /** When the next pending one expires; Infinity when none can. */
-  readonly nextExpiryMs: number;
-  readonly reservations: readonly Reservation[];
 }
 
 /** A reservation the ledger cannot take; the message says which field and what to do. */
@@ -67,56 +52,9 @@ const JOURNAL_TRIM_AT = 4096;
 /** Up to this share of the list's length in changes, an index is patched change by change; beyond, refreshed in full. */
 const PATCH_MAX_SHARE = 0.25;
 
-const NO_RESERVATIONS: readonly Reservation[] = Object.freeze([]);
-const ZERO_TOTALS: GpuReservationTotals = Object.freeze({
-  memoryMiB: 0,
-  threadPercent: 0,
-  highThreadPercent: 0,
-  clients: 0,
-  earliestRunningSinceMs: Infinity,
-  latestRunningSinceMs: -Infinity,
-  nextExpiryMs: Infinity,
-  reservations: NO_RESERVATIONS,
-});
-
 /** Live at nowMs: confirmed, or pending and not yet at its expiry. */
 function isLive(reservation: Reservation, nowMs: number): boolean {
   return reservation.state === ReservationState.Confirmed || reservation.expiresAtMs === null || nowMs < reservation.expiresAtMs;
-}
-
-/** The time a reservation stops counting, or Infinity when it never expires. */
-function expiryOf(reservation: Reservation): number {
-  return reservation.state === ReservationState.Pending && reservation.expiresAtMs !== null ? reservation.expiresAtMs : Infinity;
-}
-
-/** The snapshot of a list of reservations (all taken as live); it keeps the list, so pass one nobody edits. */
-export function sumReservations(reservations: readonly Reservation[]): GpuReservationTotals {
-  let memoryMiB = 0;
-  let threadPercent = 0;
-  let highThreadPercent = 0;
-  let earliestRunningSinceMs = Infinity;
-  let latestRunningSinceMs = -Infinity;
-  let nextExpiryMs = Infinity;
-  for (const r of reservations) {
-    memoryMiB += r.memoryMiB;
-    threadPercent += r.threadPercent;
-    if (r.priority === Priority.High) highThreadPercent += r.threadPercent;
-    const since = runningSinceOf(r);
-    if (since < earliestRunningSinceMs) earliestRunningSinceMs = since;
-    if (since > latestRunningSinceMs) latestRunningSinceMs = since;
-    const expiry = expiryOf(r);
-    if (expiry < nextExpiryMs) nextExpiryMs = expiry;
-  }
-  return Object.freeze({
-    memoryMiB,
-    threadPercent,
-    highThreadPercent,
-    clients: reservations.length,
-    earliestRunningSinceMs,
-    latestRunningSinceMs,
-    nextExpiryMs,
-    reservations,
-  });
 }
 
 function requireText(value: unknown, field: string, origin: string): void {
@@ -150,7 +88,7 @@ function positionsOf(gpus: readonly { uuid: string }[]): Map<string, number> | n
   return positions;
 }
 
-export class ReservationLedger implements LedgerView {
+export class ReservationLedger implements TotalsLedgerView {
   private readonly ttlMs: number;
   private readonly newId: () => string;
   private readonly byId = new Map<string, Reservation>();

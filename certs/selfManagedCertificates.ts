@@ -21,9 +21,9 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
 import type { Config } from '../config/schema.js';
-import type { PemPair } from '../certs/issue.js';
-import { ApiFailureKind, KubeApiError, classifyApiError, describeApiFailure, withTransientRetry } from './kubeApis.js';
-import type { KubeApis } from './kubeApis.js';
+import type { PemPair } from './issue.js';
+import { ApiFailureKind, KubeApiError, classifyApiError, describeApiFailure, withTransientRetry } from '../kube/kubeApis.js';
+import type { KubeApis } from '../kube/kubeApis.js';
 import {
   CertificateAction,
   applyCertificatePlan,
@@ -35,7 +35,7 @@ import {
   planCertificates,
 } from './certificateSecret.js';
 import type { CertificateSettings, CertificateState } from './certificateSecret.js';
-import { ReplicaLeases } from './replicaLeases.js';
+import { ReplicaLeases } from '../kube/replicaLeases.js';
 
 export interface SelfManagedCertificatesOptions {
   apis: KubeApis;

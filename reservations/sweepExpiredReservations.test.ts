@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, expect, jest, test } from '@jest/globals';
 import type { Logger } from 'pino';
-import { ReservationLedger } from '../placement/ledger.js';
+import { ReservationLedger } from './ledger.js';
 import { sweepExpiredReservations } from './sweepExpiredReservations.js';
 
 let clock = 0;
@@ -83,7 +83,7 @@ test('each sweep reports how many unconfirmed reservations expired, for the expi
   const counts: number[] = [];
   reserve(ledger, 'a');
   reserve(ledger, 'b');
-  const sweep = sweepExpiredReservations(ledger, logger, now, { sweepMs: 50, reportMs: 5000 }, (n) => counts.push(n));
+  const sweep = sweepExpiredReservations(ledger, logger, now, { sweepMs: 50, reportMs: 5000 }, (expired) => counts.push(expired.length));
   advance(1100);
   sweep.stop();
   expect(counts).toEqual([2]);

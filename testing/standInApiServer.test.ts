@@ -1,6 +1,6 @@
 import { Watch } from '@kubernetes/client-node';
-import { ApiFailureKind, classifyApiError, createKubeApis } from '../kubeApis.js';
-import type { KubeApis } from '../kubeApis.js';
+import { ApiFailureKind, classifyApiError, createKubeApis } from '../kube/kubeApis.js';
+import type { KubeApis } from '../kube/kubeApis.js';
 import { StandInApiServer, parseLabelSelector } from './standInApiServer.js';
 
 interface WatchEvent {

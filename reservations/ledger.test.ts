@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { LedgerError, ReservationLedger } from './ledger.js';
 import type { ReservationInput } from './ledger.js';
-import type { Reservation } from './types.js';
+import type { Reservation } from '../domain/slot.js';
 
 const NOW = 1_700_000_000_000;
 const TTL = 120_000;

@@ -1,8 +1,8 @@
 /**
  * Small GPU inventories for the cluster adapter's tests and benchmark.
  */
-import type { GpuInventory, GpuSample } from '../../dcgm/inventory.js';
-import { H100_TOTAL_MIB, h100 } from '../../dcgm/testing/gpuSamples.js';
+import type { GpuInventory, GpuSample } from '../domain/inventory.js';
+import { H100_TOTAL_MIB, h100 } from './gpuSamples.js';
 
 export { H100_TOTAL_MIB };
 

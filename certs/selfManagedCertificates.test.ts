@@ -8,12 +8,12 @@ import type { TLSSocket } from 'node:tls';
 import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
-import { ReloadingKeyPair } from '../certs/reloadingKeyPair.js';
+import { ReloadingKeyPair } from './reloadingKeyPair.js';
 import { CertSecretKey, fingerprintOf } from './certificateSecret.js';
-import { createKubeApis } from './kubeApis.js';
-import type { KubeApis } from './kubeApis.js';
+import { createKubeApis } from '../kube/kubeApis.js';
+import type { KubeApis } from '../kube/kubeApis.js';
 import { SelfManagedCertificates } from './selfManagedCertificates.js';
-import { StandInApiServer } from './testing/standInApiServer.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 
 const logger = pino({ level: 'silent' });
 const NS = 'mps-system';

@@ -5,9 +5,9 @@
  * NODE_NAME is unset, so it is not trusted for this).
  */
 import { isIP } from 'node:net';
-import type { GpuInventory, NodeState } from '../dcgm/inventory.js';
-import { ExporterMetricsSource } from '../dcgm/sources.js';
-import type { MetricsSource } from '../dcgm/sources.js';
+import type { GpuInventory, NodeState } from '../domain/inventory.js';
+import { ExporterMetricsSource } from './sources.js';
+import type { MetricsSource } from './sources.js';
 
 /** What discovery needs to know of an exporter pod. */
 export interface ExporterPod {

@@ -2,7 +2,7 @@
  * Waits on the changes a running cluster integration reports (its onChange hook), so tests
  * wait for an event rather than for time to pass.
  */
-import type { ClusterChange } from '../startClusterIntegration.js';
+import type { ClusterChange } from '../kube/startClusterIntegration.js';
 
 export interface ClusterChangeWaiter {
   /** Pass as deps.onChange. */

@@ -3,7 +3,8 @@
  * (which expires reservations and their durable records itself).
  */
 import type { Logger } from 'pino';
-import type { ReservationLedger } from '../placement/ledger.js';
+import type { Reservation } from '../domain/slot.js';
+import type { ReservationLedger } from './ledger.js';
 
 /** How often expired reservations leave the ledger. */
 export const EXPIRY_SWEEP_MS = 50;
@@ -27,8 +28,8 @@ export function sweepExpiredReservations(
   logger: Logger,
   now: () => number,
   intervals: { sweepMs: number; reportMs: number } = { sweepMs: EXPIRY_SWEEP_MS, reportMs: EXPIRY_REPORT_MS },
-  /** Told how many reservations each sweep released (for the expired-unconfirmed counter). */
-  onExpired?: (count: number) => void,
+  /** Told of the reservations each sweep released (the expired-unconfirmed counter, the cluster's change feed). */
+  onExpired?: (expired: readonly Reservation[]) => void,
 ): ExpirySweep {
   let released: { id: string; pod: string }[] = [];
   let reportedAtMs = now();
@@ -40,7 +41,7 @@ export function sweepExpiredReservations(
     const nowMs = now();
     const expired = ledger.expire(nowMs);
     for (const r of expired) released.push({ id: r.id, pod: r.podKey });
-    if (expired.length > 0) onExpired?.(expired.length);
+    if (expired.length > 0) onExpired?.(expired);
     if (nowMs - reportedAtMs < intervals.reportMs) return;
     reportedAtMs = nowMs;
     report();

@@ -1,5 +1,5 @@
-import { ReservationState } from '../placement/types.js';
-import type { Reservation } from '../placement/types.js';
+import { ReservationState } from '../domain/slot.js';
+import type { Reservation } from '../domain/slot.js';
 import {
   DURABLE_DATA_KEY,
   DurableRecordError,

@@ -4,8 +4,8 @@
  * Pure: naming, encoding, decoding and liveness; the store does the I/O.
  */
 import { z } from 'zod';
-import { Priority, ReservationState } from '../placement/types.js';
-import type { Reservation } from '../placement/types.js';
+import { Priority, ReservationState } from '../domain/slot.js';
+import type { Reservation } from '../domain/slot.js';
 
 export const DURABLE_DATA_KEY = 'reservations.json';
 export const DurableLabel = {

@@ -4,11 +4,11 @@
  * process never see the same free capacity: the second one already reads the first one's
  * reservation. Across replicas the ReservationStore commit guards the same capacity.
  */
-import { chooseSlot } from './chooseSlot.js';
+import { chooseSlot } from '../placement/chooseSlot.js';
 import type { ReservationLedger } from './ledger.js';
-import { ReservationState } from './types.js';
-import type { GpuPreference, PlacementConfig, Reservation, SlotDecision, SlotRequest } from './types.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
+import { ReservationState } from '../domain/slot.js';
+import type { GpuPreference, PlacementConfig, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
+import type { GpuInventory } from '../domain/inventory.js';
 
 export function reserveSlot(
   inventory: GpuInventory,

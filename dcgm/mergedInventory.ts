@@ -2,7 +2,7 @@
  * The inventory placement decides on: the DCGM metrics, with the node states the cluster
  * integration knows (cordons, taints) laid over the metrics' own.
  */
-import type { GpuInventory } from '../dcgm/inventory.js';
+import type { GpuInventory } from '../domain/inventory.js';
 
 /**
  * A reader of the merged inventory that builds it again only when the metrics or the node

@@ -2,7 +2,7 @@
  * Parsers of annotation values shared by reading a request and recording a decision.
  * Pure: text in, value or null out.
  */
-import { PlacementPolicy, Priority } from '../placement/types.js';
+import { PlacementPolicy, Priority } from './slot.js';
 
 /** "a, b,,a" -> ["a", "b"]: trimmed, empty entries dropped, first occurrence kept. */
 export function parseContainerList(text: string | undefined): string[] {

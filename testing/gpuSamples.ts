@@ -1,7 +1,7 @@
 /**
  * GPU samples for the DCGM ingestion tests.
  */
-import type { GpuSample } from '../inventory.js';
+import type { GpuSample } from '../domain/inventory.js';
 
 export const H100_MODEL = 'NVIDIA H100 80GB HBM3';
 export const H100_TOTAL_MIB = 81_559;

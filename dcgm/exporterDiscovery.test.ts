@@ -2,18 +2,18 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { buildConfig } from '../config/schema.js';
-import { renderDcgmText } from '../dcgm/renderDcgmText.js';
-import { ReservationLedger } from '../placement/ledger.js';
+import { renderDcgmText } from './renderDcgmText.js';
+import { ReservationLedger } from '../reservations/ledger.js';
 import { exporterTargets, exporterUrl } from './exporterDiscovery.js';
 import type { ExporterPod } from './exporterDiscovery.js';
-import { startClusterIntegration } from './startClusterIntegration.js';
-import type { ClusterIntegration } from './startClusterIntegration.js';
-import { clusterChangeWaiter } from './testing/clusterChanges.js';
-import { idleGpu } from './testing/gpuFixtures.js';
-import { StandInApiServer } from './testing/standInApiServer.js';
-import type { StoredObject } from './testing/standInApiServer.js';
-import { startStandInExporter } from './testing/standInExporter.js';
-import type { StandInExporter } from './testing/standInExporter.js';
+import { startClusterIntegration } from '../kube/startClusterIntegration.js';
+import type { ClusterIntegration } from '../kube/startClusterIntegration.js';
+import { clusterChangeWaiter } from '../testing/clusterChanges.js';
+import { idleGpu } from '../testing/gpuFixtures.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
+import type { StoredObject } from '../testing/standInApiServer.js';
+import { startStandInExporter } from '../testing/standInExporter.js';
+import type { StandInExporter } from '../testing/standInExporter.js';
 
 // The real GPU Operator scrape of an 8x H100 node (kept in the repository by the DCGM tests).
 const REAL_SCRAPE = readFileSync(fileURLToPath(new URL('../dcgm/fixtures/h100x8-gpu-operator.prom', import.meta.url)), 'utf8');

@@ -1,17 +1,17 @@
 import pino from 'pino';
 import { defaultConfig } from '../config/schema.js';
-import type { GpuInventory } from '../dcgm/inventory.js';
-import { ReservationLedger } from '../placement/ledger.js';
-import { CommitOutcome } from '../placement/reservationStore.js';
-import { reserveSlot } from '../placement/reserveSlot.js';
-import type { PlacementConfig, Reservation } from '../placement/types.js';
+import type { GpuInventory } from '../domain/inventory.js';
+import { ReservationLedger } from './ledger.js';
+import { CommitOutcome } from './reservationStore.js';
+import { reserveSlot } from './reserveSlot.js';
+import type { PlacementConfig, Reservation } from '../domain/slot.js';
 import { ConfigMapReservationStore } from './configMapReservationStore.js';
 import type { ConfigMapReservationStoreOptions, StoreLiveness } from './configMapReservationStore.js';
 import { DURABLE_DATA_KEY, decodeDurableRecord, durableObjectName } from './durableReservations.js';
-import { KubeApiError, createKubeApis } from './kubeApis.js';
-import type { KubeApis } from './kubeApis.js';
-import { H100_TOTAL_MIB, idleInventory } from './testing/gpuFixtures.js';
-import { StandInApiServer } from './testing/standInApiServer.js';
+import { KubeApiError, createKubeApis } from '../kube/kubeApis.js';
+import type { KubeApis } from '../kube/kubeApis.js';
+import { H100_TOTAL_MIB, idleInventory } from '../testing/gpuFixtures.js';
+import { StandInApiServer } from '../testing/standInApiServer.js';
 
 const logger = pino({ level: 'silent' });
 const NAMESPACE = 'mps-system';

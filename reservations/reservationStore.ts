@@ -4,7 +4,7 @@
  * A single process needs nothing more than the ledger (LocalReservationStore);
  * several replicas commit through the API server with optimistic concurrency.
  */
-import type { Reservation } from './types.js';
+import type { Reservation } from '../domain/slot.js';
 
 export const CommitOutcome = { Committed: 'committed', Conflict: 'conflict' } as const;
 export type CommitOutcome = (typeof CommitOutcome)[keyof typeof CommitOutcome];

@@ -2,7 +2,7 @@
  * Types of the placement engine: what a pod asks for, what the engine decides,
  * and the reservations it keeps. Pure data: no I/O here.
  */
-import type { GpuSample } from '../dcgm/inventory.js';
+import type { GpuSample } from './inventory.js';
 
 export const Priority = { High: 'high', Low: 'low' } as const;
 export type Priority = (typeof Priority)[keyof typeof Priority];

@@ -13,8 +13,8 @@
 import type { Logger } from 'pino';
 import { readDecisionRecord, storedPodKey } from '../domain/decisionRecord.js';
 import type { DecisionKeyRing, RecordedPod } from '../domain/decisionRecord.js';
-import type { ReservationLedger } from '../placement/ledger.js';
-import { ReservationState } from '../placement/types.js';
+import type { ReservationLedger } from './ledger.js';
+import { ReservationState } from '../domain/slot.js';
 
 /** The parts of a Pod this module reads (the client's V1Pod and raw watch JSON both fit). */
 export interface PodLike extends RecordedPod {

@@ -11,8 +11,8 @@
  *                      it serves a certificate signed by ca.crt
  */
 import { X509Certificate } from 'node:crypto';
-import { createCertificateAuthority, describeCertificate, issueServingCertificate, needsRenewal } from '../certs/issue.js';
-import type { PemPair } from '../certs/issue.js';
+import { createCertificateAuthority, describeCertificate, issueServingCertificate, needsRenewal } from './issue.js';
+import type { PemPair } from './issue.js';
 
 export const CertSecretKey = {
   Cert: 'tls.crt',

@@ -1,6 +1,6 @@
 import { expect, test } from '@jest/globals';
-import type { GpuInventory, NodeState } from '../dcgm/inventory.js';
-import { h100 } from '../dcgm/testing/gpuSamples.js';
+import type { GpuInventory, NodeState } from '../domain/inventory.js';
+import { h100 } from '../testing/gpuSamples.js';
 import { mergedInventory } from './mergedInventory.js';
 
 const NOW = 1_700_000_000_000;
