@@ -1,27 +1,15 @@
 import { h100 } from '../testing/gpuSamples.js';
-import { StandInApiServer } from '../testing/standInApiServer.js';
 import type { StoredObject } from '../testing/standInApiServer.js';
-import { createGpuCluster } from '../testing/standInGpuCluster.js';
-import type { GpuCluster } from '../testing/standInGpuCluster.js';
+import { gpuClusterPerTest } from '../testing/standInGpuCluster.js';
 import { runExplain } from './explainCommand.js';
 import type { Explanation } from './explainCommand.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 
 describe('explain against the stand-in API server', () => {
-  let standIn: StandInApiServer;
-  let cluster: GpuCluster;
+  const env = gpuClusterPerTest(NOW);
 
-  beforeEach(async () => {
-    standIn = await StandInApiServer.start();
-    cluster = await createGpuCluster(standIn, { nowMs: NOW });
-  });
-  afterEach(async () => {
-    await cluster.stop();
-    await standIn.stop();
-  });
-
-  const deps = () => ({ kubeConfig: standIn.kubeConfig(), now: () => NOW, exporterUrlFor: cluster.exporterUrlFor });
+  const deps = () => ({ kubeConfig: env.standIn.kubeConfig(), now: () => NOW, exporterUrlFor: env.cluster.exporterUrlFor });
   const explain = async (pod: string, opts: Record<string, string> = {}): Promise<Explanation> => JSON.parse((await runExplain(pod, { ...opts, output: 'json' }, deps())).stdout) as Explanation;
 
   test('a placed pod: genuine decision, its reservation held, and where it would go now', async () => {
@@ -51,10 +39,10 @@ describe('explain against the stand-in API server', () => {
   });
 
   test('a pod no GPU fits: every GPU with the rule that excluded it', async () => {
-    standIn.modify('nodes', null, 'gpu-node-2', (node) => {
+    env.standIn.modify('nodes', null, 'gpu-node-2', (node) => {
       (node as { spec?: Record<string, unknown> }).spec = { unschedulable: true };
     });
-    standIn.create('pods', {
+    env.standIn.create('pods', {
       metadata: { name: 'huge', namespace: 'ml', annotations: { 'mps-injector.io/gpu-memory': '79Gi' } },
       spec: { containers: [{ name: 'server', image: 'x' }] },
       status: { phase: 'Pending' },

@@ -1,26 +1,14 @@
 import { parse } from 'yaml';
-import { StandInApiServer } from '../testing/standInApiServer.js';
-import { createGpuCluster } from '../testing/standInGpuCluster.js';
-import type { GpuCluster } from '../testing/standInGpuCluster.js';
+import { gpuClusterPerTest } from '../testing/standInGpuCluster.js';
 import { runStatus } from './statusCommand.js';
 import type { GpuStatusRow } from './statusCommand.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 
 describe('status against the stand-in API server', () => {
-  let standIn: StandInApiServer;
-  let cluster: GpuCluster;
+  const env = gpuClusterPerTest(NOW);
 
-  beforeEach(async () => {
-    standIn = await StandInApiServer.start();
-    cluster = await createGpuCluster(standIn, { nowMs: NOW });
-  });
-  afterEach(async () => {
-    await cluster.stop();
-    await standIn.stop();
-  });
-
-  const deps = () => ({ kubeConfig: standIn.kubeConfig(), now: () => NOW, exporterUrlFor: cluster.exporterUrlFor });
+  const deps = () => ({ kubeConfig: env.standIn.kubeConfig(), now: () => NOW, exporterUrlFor: env.cluster.exporterUrlFor });
 
   test('one row per GPU, counted as placement counts: grants, the warm-up, durable grants, forged pods excluded', async () => {
     const run = await runStatus({ output: 'json' }, deps());
@@ -41,7 +29,7 @@ describe('status against the stand-in API server', () => {
     expect(gpu3).toMatchObject({ clients: 0, pods: [], memory: expect.objectContaining({ grantedMiB: 0 }) });
     // The pod with an edited decision holds nothing on gpu-node-2 GPU 0.
     expect(doc.items[4]).toMatchObject({ node: 'gpu-node-2', index: 0, clients: 0, pods: [] });
-    expect(standIn.countRequests((r) => r.method !== 'GET')).toBe(0);
+    expect(env.standIn.countRequests((r) => r.method !== 'GET')).toBe(0);
   });
 
   test('the table: kubectl columns, wide adds UUIDs and totals, filters by node and namespace', async () => {
@@ -67,11 +55,11 @@ describe('status against the stand-in API server', () => {
   });
 
   test('health: a cordoned node, a stale exporter and a GPU with reservations but no metrics', async () => {
-    standIn.modify('nodes', null, 'gpu-node-2', (node) => {
+    env.standIn.modify('nodes', null, 'gpu-node-2', (node) => {
       (node as { spec?: Record<string, unknown> }).spec = { unschedulable: true };
     });
-    await cluster.exporters.get('gpu-node-1')?.stop();
-    cluster.exporters.delete('gpu-node-1');
+    await env.cluster.exporters.get('gpu-node-1')?.stop();
+    env.cluster.exporters.delete('gpu-node-1');
     const run = await runStatus({ output: 'json' }, deps());
     const items = (JSON.parse(run.stdout) as { items: GpuStatusRow[] }).items;
     expect(items.filter((r) => r.node === 'gpu-node-2').every((r) => r.health.includes('cordoned'))).toBe(true);
@@ -83,18 +71,18 @@ describe('status against the stand-in API server', () => {
   });
 
   test('without the decision key Secret, pods are not trusted and nothing is created', async () => {
-    standIn.remove('secrets', 'mps-injector', 'mps-injector-decision-key');
+    env.standIn.remove('secrets', 'mps-injector', 'mps-injector-decision-key');
     const run = await runStatus({ output: 'json' }, deps());
     const items = (JSON.parse(run.stdout) as { items: GpuStatusRow[] }).items;
     expect(items[0]?.pods).toEqual([]);
     expect(items[2]?.pods.map((p) => p.reservation)).toEqual(['r-web-x']);
     expect(run.stderr.join('\n')).toContain('the decision key Secret mps-injector/mps-injector-decision-key does not exist');
-    expect(standIn.get('secrets', 'mps-injector', 'mps-injector-decision-key')).toBeNull();
+    expect(env.standIn.get('secrets', 'mps-injector', 'mps-injector-decision-key')).toBeNull();
   });
 
   test('an unreachable API server is an I/O error (exit 3)', async () => {
-    const kubeConfig = standIn.kubeConfig();
-    await standIn.stop();
+    const kubeConfig = env.standIn.kubeConfig();
+    await env.standIn.stop();
     await expect(runStatus({}, { kubeConfig, now: () => NOW })).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('unreachable') });
   });
 });

@@ -14,20 +14,13 @@ import { randomUUID } from 'node:crypto';
 import { ReservationState } from '../domain/slot.js';
 import { ZERO_RESERVATION_TOTALS as ZERO_TOTALS, expiryOf, sumReservations } from '../placement/reservationTotals.js';
 import type { GpuReservationTotals, TotalsLedgerView } from '../placement/reservationTotals.js';
-import type { Priority, Reservation } from '../domain/slot.js';
+import type { Reservation } from '../domain/slot.js';
 
 export { sumReservations };
 export type { GpuReservationTotals };
 
 /** What a caller asks the ledger to hold. */
-export interface ReservationInput {
-  podKey: string;
-  node: string;
-  gpuUuid: string;
-  memoryMiB: number;
-  threadPercent: number;
-  priority: Priority;
-}
+export type ReservationInput = Pick<Reservation, 'podKey' | 'node' | 'gpuUuid' | 'memoryMiB' | 'threadPercent' | 'priority'>;
 
 /** A reservation the ledger cannot take; the message says which field and what to do. */
 export class LedgerError extends Error {

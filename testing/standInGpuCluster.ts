@@ -12,7 +12,9 @@ import { renderDcgmText } from '../dcgm/renderDcgmText.js';
 import { h100 } from './gpuSamples.js';
 import { durableObjectName, encodeDurableRecord } from '../reservations/durableReservations.js';
 import type { ExporterPod } from '../dcgm/exporterDiscovery.js';
+import { StandInApiServer as StandInApiServerClass } from './standInApiServer.js';
 import type { StandInApiServer, StoredObject } from './standInApiServer.js';
+import { afterEach, beforeEach } from '@jest/globals';
 import { startStandInExporter } from './standInExporter.js';
 import type { StandInExporter } from './standInExporter.js';
 import { testKeySecret } from './decisionKeys.js';
@@ -172,6 +174,32 @@ export async function createGpuCluster(standIn: StandInApiServer, opts: GpuClust
     gpus,
     stop: async () => {
       for (const exporter of exporters.values()) await exporter.stop();
+    },
+  };
+}
+
+/** The sample cluster, fresh for every test of the calling describe block: a stand-in API server with createGpuCluster on it. */
+export function gpuClusterPerTest(nowMs: number): { readonly standIn: StandInApiServer; readonly cluster: GpuCluster } {
+  let standIn: StandInApiServer | undefined;
+  let cluster: GpuCluster | undefined;
+  beforeEach(async () => {
+    standIn = await StandInApiServerClass.start();
+    cluster = await createGpuCluster(standIn, { nowMs });
+  });
+  afterEach(async () => {
+    await cluster?.stop();
+    await standIn?.stop();
+  });
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is only available inside a test (it is started in beforeEach)`);
+    return value;
+  };
+  return {
+    get standIn() {
+      return started(standIn, 'the stand-in API server');
+    },
+    get cluster() {
+      return started(cluster, 'the sample GPU cluster');
     },
   };
 }
