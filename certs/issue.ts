@@ -85,32 +85,37 @@ export function issueServingCertificate(
   const { dnsNames, ipAddresses } = classifySans(defaultNames, opts.extraSans ?? []);
   const validityDays = requireValidityDays(opts.validityDays ?? DEFAULT_LEAF_VALIDITY_DAYS, 'serving certificate validity');
   const now = requireDate(opts.now ?? new Date());
-  const { caCert, caKey } = readSigningCa(ca, now);
-
-  const keys = forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = randomSerialHex();
-  setValidity(cert, now, Math.min(now.getTime() + validityDays * DAY_MS, caCert.validity.notAfter.getTime()));
-  cert.setSubject([{ name: 'commonName', value: `${opts.service}.${opts.namespace}.svc` }]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+  return signLeaf(ca, now, validityDays, `${opts.service}.${opts.namespace}.svc`, [
     { name: 'extKeyUsage', serverAuth: true },
     {
       name: 'subjectAltName',
       altNames: [...dnsNames.map((value) => ({ type: 2, value })), ...ipAddresses.map((ip) => ({ type: 7, ip }))],
     },
+  ]);
+}
+
+/**
+ * A leaf certificate for `commonName` signed by `ca`: a fresh RSA key, a random serial, a life
+ * that never outlives the CA, and the leaf extensions plus `usage` (extKeyUsage, SANs).
+ */
+function signLeaf(ca: PemPair, now: Date, validityDays: number, commonName: string, usage: object[]): PemPair & { notAfter: Date } {
+  const { caCert, caKey } = readSigningCa(ca, now);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerialHex();
+  setValidity(cert, now, Math.min(now.getTime() + validityDays * DAY_MS, caCert.validity.notAfter.getTime()));
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    ...usage,
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caKeyIdentifier(caCert) },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return {
-    certPem: forge.pki.certificateToPem(cert),
-    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
-    notAfter: cert.validity.notAfter,
-  };
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey), notAfter: cert.validity.notAfter };
 }
 
 /**
@@ -127,24 +132,7 @@ export function issueClientCertificate(
   }
   const validityDays = requireValidityDays(opts.validityDays ?? DEFAULT_LEAF_VALIDITY_DAYS, 'client certificate validity');
   const now = requireDate(opts.now ?? new Date());
-  const { caCert, caKey } = readSigningCa(ca, now);
-
-  const keys = forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = randomSerialHex();
-  setValidity(cert, now, Math.min(now.getTime() + validityDays * DAY_MS, caCert.validity.notAfter.getTime()));
-  cert.setSubject([{ name: 'commonName', value: commonName }]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyIdentifier(caCert) },
-  ]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey), notAfter: cert.validity.notAfter };
+  return signLeaf(ca, now, validityDays, commonName, [{ name: 'extKeyUsage', clientAuth: true }]);
 }
 
 /** A fresh CA and a serving certificate signed by it. */

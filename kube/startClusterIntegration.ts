@@ -34,6 +34,7 @@ import { ResilientInformer } from './resilientInformer.js';
 import { SelfManagedCertificates } from '../certs/selfManagedCertificates.js';
 import { DecisionKeySecret } from './decisionKeySecret.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
+import { storedPodKey } from '../domain/decisionRecord.js';
 
 export interface ClusterIntegrationDeps {
   ledger: ReservationLedger;
@@ -164,7 +165,6 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   const { ledger } = deps;
   const notify = deps.onChange ?? (() => undefined);
   const unhealthyAfterMs = deps.intervals?.unhealthyAfterMs ?? 60_000;
-  const keyOf = (obj: { metadata?: { namespace?: string; name?: string } }): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
   const keySecret = new DecisionKeySecret({ apis, namespace, secretName: config.decisions.keySecretName, logger });
 
@@ -213,13 +213,13 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
       onUpsert: (pod) => {
         if (pod.metadata?.uid !== undefined) unwatched.delete(pod.metadata.uid);
         tracker.upsert(pod);
-        notify({ kind: 'pod', key: keyOf(pod), deleted: false });
+        notify({ kind: 'pod', key: storedPodKey(pod), deleted: false });
       },
       onDelete: (pod) => {
         const uid = pod.metadata?.uid;
         if (uid === undefined || tracker.boundPodKey(uid) === null || isPodFinished(pod)) {
           tracker.remove(pod);
-          notify({ kind: 'pod', key: keyOf(pod), deleted: true });
+          notify({ kind: 'pod', key: storedPodKey(pod), deleted: true });
           return;
         }
         void checkPodGone(uid, { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '' });
@@ -255,7 +255,7 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
   const daemons = new MpsDaemonTable();
   const daemonChanged = (pod: V1Pod, deleted: boolean): void => {
     if (deleted ? daemons.remove(pod) : daemons.upsert(pod)) nodeTable.setMpsDaemonNodes(daemons.readyNodes());
-    notify({ kind: 'mps-daemon', key: keyOf(pod), node: pod.spec?.nodeName ?? '', ready: !deleted && isMpsDaemonPodReady(pod), deleted });
+    notify({ kind: 'mps-daemon', key: storedPodKey(pod), node: pod.spec?.nodeName ?? '', ready: !deleted && isMpsDaemonPodReady(pod), deleted });
   };
   const daemonInformer = daemonWatch.required
     ? new ResilientInformer<V1Pod>({
@@ -285,8 +285,8 @@ export async function startClusterIntegration(config: Config, deps: ClusterInteg
           list: () => apis.core.listNamespacedPod({ namespace: discovery.namespace, labelSelector: discovery.labelSelector }),
           labelSelector: discovery.labelSelector,
           handlers: {
-            onUpsert: (pod) => notify({ kind: 'exporter', key: keyOf(pod), deleted: false }),
-            onDelete: (pod) => notify({ kind: 'exporter', key: keyOf(pod), deleted: true }),
+            onUpsert: (pod) => notify({ kind: 'exporter', key: storedPodKey(pod), deleted: false }),
+            onDelete: (pod) => notify({ kind: 'exporter', key: storedPodKey(pod), deleted: true }),
           },
           logger,
         })

@@ -4,7 +4,7 @@ import { ReservationState } from '../domain/slot.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { sealedPod } from '../testing/sealedPods.js';
 import type { SealedPodSpec } from '../testing/sealedPods.js';
-import { PodReservationTracker, runningSinceOf } from './podReservations.js';
+import { PodReservationTracker, containersRunningSince } from './podReservations.js';
 import type { PodLike } from './podReservations.js';
 
 const logger = pino({ level: 'silent' });
@@ -25,7 +25,7 @@ function edited(p: ReturnType<typeof sealedPod>, annotations: Record<string, str
   return copy;
 }
 
-describe('runningSinceOf', () => {
+describe('containersRunningSince', () => {
   test('the latest start among the GPU containers, or null while any of them does not run', () => {
     const p: PodLike = {
       status: {
@@ -36,9 +36,9 @@ describe('runningSinceOf', () => {
         ],
       },
     };
-    expect(runningSinceOf(p, ['a', 'b'])).toBe(Date.parse('2026-01-01T00:00:20Z'));
-    expect(runningSinceOf(p, ['a', 'c'])).toBeNull();
-    expect(runningSinceOf({}, ['a'])).toBeNull();
+    expect(containersRunningSince(p, ['a', 'b'])).toBe(Date.parse('2026-01-01T00:00:20Z'));
+    expect(containersRunningSince(p, ['a', 'c'])).toBeNull();
+    expect(containersRunningSince({}, ['a'])).toBeNull();
   });
 });
 

@@ -46,7 +46,7 @@ function timestampMs(value: Date | string | undefined): number | null {
  * statuses (the latest start among them: a restart of any starts the warm-up again), or null
  * while any of them is not running (waiting, terminated, no status yet).
  */
-export function runningSinceOf(pod: PodLike, containers: readonly string[]): number | null {
+export function containersRunningSince(pod: PodLike, containers: readonly string[]): number | null {
   const statuses = pod.status?.containerStatuses ?? [];
   let since = -Infinity;
   for (const name of containers) {
@@ -107,7 +107,7 @@ export class PodReservationTracker {
     if (bound !== undefined) {
       // Bound pods keep their reservation whatever their annotations and labels say now.
       if (isPodFinished(pod)) this.release(uid, bound);
-      else this.ledger.markRunning(bound.reservationId, runningSinceOf(pod, bound.containers));
+      else this.ledger.markRunning(bound.reservationId, containersRunningSince(pod, bound.containers));
       return;
     }
 
@@ -138,7 +138,7 @@ export class PodReservationTracker {
     this.byUid.set(uid, { reservationId: id, key, containers: record.containers });
     this.uidByReservation.set(id, uid);
     const nowMs = this.now();
-    const runningSinceMs = runningSinceOf(pod, record.containers);
+    const runningSinceMs = containersRunningSince(pod, record.containers);
     const binding = { podKey: key, podUid: uid };
     const held = this.ledger.get(id);
     if (held !== null && this.ledger.confirm(id, nowMs, binding)) {

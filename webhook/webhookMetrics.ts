@@ -122,8 +122,9 @@ export function createWebhookMetrics(sources: MetricsSources, opts: { processMet
     registers: [registry],
   });
   const overcommitted = new Set<string>();
-  const checkOvercommit = (): GpuAccountRow[] => {
-    const rows = accountGpus(sources.inventory().gpus, sources.ledger, sources.placement, sources.now());
+  const accountNow = (): GpuAccountRow[] => accountGpus(sources.inventory().gpus, sources.ledger, sources.placement, sources.now());
+  /** Counts the GPUs of `rows` that have newly become over-committed (one accounting pass serves the gauges too). */
+  const checkOvercommit = (rows: GpuAccountRow[] = accountNow()): GpuAccountRow[] => {
     const fresh: GpuAccountRow[] = [];
     const now = new Set<string>();
     for (const row of rows) {
@@ -148,7 +149,7 @@ export function createWebhookMetrics(sources: MetricsSources, opts: { processMet
     help: 'GPUs accounted in the per-GPU memory gauges (those with memory series).',
     registers: [registry],
     collect() {
-      const rows = accountGpus(sources.inventory().gpus, sources.ledger, sources.placement, sources.now());
+      const rows = accountNow();
       let accounted = 0;
       for (const { gauge } of gpuGauges) gauge.reset();
       for (const row of rows) {
@@ -161,7 +162,7 @@ export function createWebhookMetrics(sources: MetricsSources, opts: { processMet
         }
       }
       this.set(accounted);
-      checkOvercommit();
+      checkOvercommit(rows);
     },
   });
   const perGpu = (name: string, help: string, pick: (row: GpuAccountRow) => number | undefined): void => {
