@@ -153,6 +153,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
             gpuUuid: decision.gpuUuid,
             gpuIndex: decision.gpuIndex,
             threadPercent: decision.threadPercent,
+            threadCeilingPercent: decision.threadCeilingPercent,
             memoryLimitMiB: decision.memoryLimitMiB,
             priority: decision.priority,
             containers: intent.containers,

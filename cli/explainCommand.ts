@@ -14,6 +14,7 @@ import type { DecisionRecord } from '../domain/decisionRecord.js';
 import { HOSTNAME_LABEL, Label } from '../domain/names.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 import { chooseSlot } from '../placement/chooseSlot.js';
+import { withThreadCeiling } from '../placement/threadCeiling.js';
 import type { ReservationLedger } from '../reservations/ledger.js';
 import type { LedgerView, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
 import { ApiFailureKind, classifyApiError, describeApiFailure } from '../kube/kubeApis.js';
@@ -59,13 +60,13 @@ export interface Explanation {
     record: (Omit<DecisionRecord, 'pod' | 'issuedAtMs'> & { issuedAt: string; ageSeconds: number }) | null;
   };
   /** The capacity the ledger holds for the recorded reservation; null when it holds none. */
-  reservation: { id: string; state: string; runningSince: string | null; memoryMiB: number; threadPercent: number } | null;
+  reservation: { id: string; state: string; runningSince: string | null; memoryMiB: number; threadPercent: number; threadCeilingPercent: number } | null;
   now: {
     /** 'placed': a GPU fits; 'refused': none does; 'skipped': the webhook would not place the pod at all. */
     outcome: 'placed' | 'refused' | 'skipped';
     summary: string;
     /** The request placement read from the pod (its decision and the node pin the webhook wrote left out). */
-    request: Pick<SlotRequest, 'memoryMiB' | 'threadPercent' | 'priority' | 'gpuModel' | 'pinnedNode'> | null;
+    request: Pick<SlotRequest, 'memoryMiB' | 'threadPercent' | 'threadPercentLimit' | 'priority' | 'gpuModel' | 'pinnedNode'> | null;
     gpus: GpuVerdict[];
   };
 }
@@ -114,16 +115,16 @@ function placementNow(pod: Pod, namespace: string, recordedReservation: string |
   }
   const ledger = ledgerWithout(state.ledger, recordedReservation);
   const inventory = state.inventory;
-  const decision: SlotDecision = chooseSlot(inventory, ledger, request, state.target.config.placement, state.nowMs);
+  const decision: SlotDecision = withThreadCeiling(chooseSlot(inventory, ledger, request, state.target.config.placement, state.nowMs), request, state.target.config.placement);
   const gpus = inventory.gpus.map((_, i) => verdictOf(inventory, i, ledger, request, state));
   if (decision.ok) {
     for (const v of gpus) if (v.uuid === decision.gpuUuid) v.rule = 'chosen';
   }
-  const { memoryMiB, threadPercent, priority, gpuModel, pinnedNode } = request;
+  const { memoryMiB, threadPercent, threadPercentLimit, priority, gpuModel, pinnedNode } = request;
   return {
     outcome: decision.ok ? 'placed' : 'refused',
     summary: decision.ok ? `would choose ${decision.node} GPU ${decision.gpuIndex}: ${decision.reason}` : `would refuse it: ${decision.reason}`,
-    request: { memoryMiB, threadPercent, priority, gpuModel, pinnedNode },
+    request: { memoryMiB, threadPercent, ...(threadPercentLimit !== undefined ? { threadPercentLimit } : {}), priority, gpuModel, pinnedNode },
     gpus,
   };
 }
@@ -163,7 +164,7 @@ export function explainPod(pod: Pod, state: ClusterState): Explanation {
     reservation:
       held === null || held.podKey !== key
         ? null
-        : { id: held.id, state: held.state, runningSince: since === null || since === undefined ? null : new Date(since).toISOString(), memoryMiB: held.memoryMiB, threadPercent: held.threadPercent },
+        : { id: held.id, state: held.state, runningSince: since === null || since === undefined ? null : new Date(since).toISOString(), memoryMiB: held.memoryMiB, threadPercent: held.threadPercent, threadCeilingPercent: held.threadCeilingPercent ?? held.threadPercent },
     now: placementNow(pod, namespace, record?.reservationId ?? null, record?.node ?? null, state),
   };
 }
@@ -188,7 +189,7 @@ export function renderExplanation(e: Explanation): string {
   }
   if (r !== null) {
     lines.push(`  Slot:     ${r.node} GPU ${r.gpuIndex} (${r.gpuUuid})`);
-    lines.push(`  Limits:   ${formatMiB(r.memoryLimitMiB)} pinned memory, ${r.threadPercent}% active threads, priority ${r.priority}, containers ${r.containers.join(',')}`);
+    lines.push(`  Limits:   ${formatMiB(r.memoryLimitMiB)} pinned memory, ${r.threadCeilingPercent === undefined ? `${r.threadPercent}% active threads` : `${r.threadPercent}% compute reserved, ${r.threadCeilingPercent}% active threads (its limit)`}, priority ${r.priority}, containers ${r.containers.join(',')}`);
     lines.push(`  Issued:   ${r.issuedAt} (${formatAge(r.ageSeconds)} ago) on metrics ${r.metricsAgeSeconds}s old`);
     lines.push(`  Reason:   ${r.reason === '' ? '<none>' : r.reason}`);
     lines.push(

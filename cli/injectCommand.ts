@@ -90,6 +90,8 @@ interface ReplicaPlacement {
   gpuUuid: string;
   memoryLimit: string;
   threadPercent: number;
+  /** The MPS limit, when above threadPercent. */
+  threadCeilingPercent?: number;
   priority: string;
   reason: string;
 }
@@ -115,6 +117,7 @@ const placementOf = (label: string, choice: SlotChoice): ReplicaPlacement => ({
   gpuUuid: choice.gpuUuid,
   memoryLimit: formatMiB(choice.memoryLimitMiB),
   threadPercent: choice.threadPercent,
+  ...(choice.threadCeilingPercent !== undefined ? { threadCeilingPercent: choice.threadCeilingPercent } : {}),
   priority: choice.priority,
   reason: choice.reason,
 });

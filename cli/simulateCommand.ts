@@ -65,6 +65,8 @@ interface SimulateOptions {
   replicaSized?: boolean;
   maxThreadPercentSum: number;
   maxHighThreadPercentSum: number;
+  threadCeilingHigh: number;
+  threadCeilingLow: number;
   startLatency: number;
   observeRule: ObserveRule;
   unmanagedMemory: number;
@@ -86,6 +88,9 @@ async function runSimulateCommand(opts: SimulateOptions): Promise<void> {
   const placementOverrides: Partial<PlacementConfig> = {};
   if (opts.maxThreadPercentSum !== PLACEMENT_DEFAULTS.maxThreadPercentSum) placementOverrides.maxThreadPercentSum = opts.maxThreadPercentSum;
   if (opts.maxHighThreadPercentSum !== PLACEMENT_DEFAULTS.maxHighThreadPercentSum) placementOverrides.maxHighThreadPercentSum = opts.maxHighThreadPercentSum;
+  if (opts.threadCeilingHigh !== PLACEMENT_DEFAULTS.threadCeilingFactor.high || opts.threadCeilingLow !== PLACEMENT_DEFAULTS.threadCeilingFactor.low) {
+    placementOverrides.threadCeilingFactor = { high: opts.threadCeilingHigh, low: opts.threadCeilingLow };
+  }
   const settings: SimulationSettings = {
     ...defaultSimulationSettings(),
     policy: opts.policy,
@@ -173,6 +178,18 @@ export function registerSimulateCommand(program: Command): void {
       "mps-injector's placement.maxHighThreadPercentSum: thread percentages granted to high-priority pods on one GPU",
       integer('--max-high-thread-percent-sum', 1),
       PLACEMENT_DEFAULTS.maxHighThreadPercentSum,
+    )
+    .option(
+      '--thread-ceiling-high <factor>',
+      "mps-injector's placement.threadCeilingFactor.high: a high-priority pod's MPS limit as a multiple of its reserved share (1: the share)",
+      numberOption('--thread-ceiling-high', (n) => n >= 1 && n <= 100, 'a factor from 1 to 100'),
+      PLACEMENT_DEFAULTS.threadCeilingFactor.high,
+    )
+    .option(
+      '--thread-ceiling-low <factor>',
+      "mps-injector's placement.threadCeilingFactor.low: a low-priority pod's MPS limit as a multiple of its reserved share (1: the share)",
+      numberOption('--thread-ceiling-low', (n) => n >= 1 && n <= 100, 'a factor from 1 to 100'),
+      PLACEMENT_DEFAULTS.threadCeilingFactor.low,
     )
     .action(async (opts: SimulateOptions) => {
       try {

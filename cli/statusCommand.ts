@@ -32,7 +32,10 @@ export interface GpuPodRow {
   pod: string;
   reservation: string;
   memoryMiB: number;
+  /** Compute share reserved (what the budgets count). */
   threadPercent: number;
+  /** The MPS limit, when above threadPercent. */
+  threadCeilingPercent?: number;
   priority: string;
   state: ReservationState;
   /** Since when its GPU containers run, ISO time; null while they do not. */
@@ -73,6 +76,7 @@ function podRow(r: Reservation): GpuPodRow {
     reservation: r.id,
     memoryMiB: r.memoryMiB,
     threadPercent: r.threadPercent,
+    ...(r.threadCeilingPercent !== undefined ? { threadCeilingPercent: r.threadCeilingPercent } : {}),
     priority: r.priority,
     state: r.state,
     runningSince: since === null || since === undefined ? null : new Date(since).toISOString(),

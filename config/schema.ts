@@ -94,6 +94,11 @@ export const configSchema = z
         maxHighThreadPercentSum: z.number().int().min(1).max(1000).default(100),
         minThreadPercent: z.number().int().min(1).max(100).default(10),
         maxThreadPercent: z.number().int().min(1).max(100).default(100),
+        /** Per priority: the injected CUDA_MPS_ACTIVE_THREAD_PERCENTAGE is min(100, ceil(grant x factor)); budgets count grants. 1: the limit is the grant. */
+        threadCeilingFactor: z
+          .object({ high: z.number().min(1).max(100).default(1), low: z.number().min(1).max(100).default(1) })
+          .strict()
+          .default({}),
         hotUtilPercent: z.number().min(0).max(100).default(85),
         hotGpuAction: z.enum(['deprioritise', 'exclude']).default('deprioritise'),
         gpuModelNodeLabel: z.string().default('nvidia.com/gpu.product'),

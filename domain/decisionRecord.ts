@@ -26,6 +26,7 @@ export const RECORD_ANNOTATIONS: readonly string[] = [
   Annotation.GpuUuid,
   Annotation.GpuIndex,
   Annotation.ThreadPercent,
+  Annotation.ThreadPercentLimit,
   Annotation.MemoryLimit,
   Annotation.Reservation,
   Annotation.MetricsAgeSeconds,
@@ -59,7 +60,10 @@ export interface DecisionRecord {
   node: string;
   gpuUuid: string;
   gpuIndex: number;
+  /** Compute share reserved. */
   threadPercent: number;
+  /** MPS limit when above threadPercent; absent when equal (and on every record sealed before limits existed). */
+  threadCeilingPercent?: number;
   memoryLimitMiB: number;
   priority: Priority;
   containers: string[];
@@ -150,9 +154,14 @@ export function keyRingToText(ring: DecisionKeyRing): string {
   return `${ring.verifying.map((k) => k.secret.toString('base64')).join('\n')}\n`;
 }
 
-/** The text HMAC covers: the capacity granted and the pod it was granted to, in a fixed order. */
+/**
+ * The text HMAC covers: the capacity granted and the pod it was granted to, in a fixed order.
+ * A limit above the reserved share is appended; a record without one seals the same text as
+ * before limits existed, so decisions sealed then still verify, and adding or removing the
+ * limit annotation breaks the seal.
+ */
 function sealedText(r: Omit<DecisionRecord, 'metricsAgeSeconds' | 'reason'>): string {
-  return JSON.stringify([
+  const fields: unknown[] = [
     'v1',
     r.pod.namespace,
     r.pod.name !== null ? 'name' : 'generateName',
@@ -166,7 +175,15 @@ function sealedText(r: Omit<DecisionRecord, 'metricsAgeSeconds' | 'reason'>): st
     r.priority,
     r.containers,
     r.issuedAtMs,
-  ]);
+  ];
+  const ceiling = ceilingAbove(r.threadPercent, r.threadCeilingPercent);
+  if (ceiling !== undefined) fields.push(['limit', ceiling]);
+  return JSON.stringify(fields);
+}
+
+/** The limit when it is above the reserved share, else undefined (one form for "no limit above the grant"). */
+function ceilingAbove(threadPercent: number, ceiling: number | undefined): number | undefined {
+  return ceiling !== undefined && ceiling > threadPercent ? ceiling : undefined;
 }
 
 function mac(key: DecisionKey, text: string): Buffer {
@@ -206,6 +223,8 @@ export function recordAnnotations(
     [Annotation.MetricsAgeSeconds]: String(choice.metricsAgeSeconds),
     [Annotation.Decision]: choice.reason,
   };
+  const ceiling = ceilingAbove(choice.threadPercent, choice.threadCeilingPercent);
+  if (ceiling !== undefined) written[Annotation.ThreadPercentLimit] = String(ceiling);
   if (seal !== undefined) written[SEAL_ANNOTATION] = seal;
   return written;
 }
@@ -243,11 +262,13 @@ export function readDecisionRecord(pod: RecordedPod, keys: DecisionKeyRing, name
   const gpuUuid = nonEmpty(a[Annotation.GpuUuid]);
   const gpuIndex = parseWholeNumber(a[Annotation.GpuIndex]);
   const threadPercent = parseWholeNumber(a[Annotation.ThreadPercent]);
+  const limitText = a[Annotation.ThreadPercentLimit];
+  const threadCeilingPercent = limitText === undefined ? undefined : parseWholeNumber(limitText);
   const memoryText = a[Annotation.MemoryLimit];
   const memoryLimitMiB = memoryText === undefined || memoryText.length > 32 ? null : quantityToMiB(memoryText);
   const priority = parsePriority(a[Annotation.Priority]);
   const containers = parseContainerList(a[Annotation.Containers]);
-  if (reservationId === null || reservationId === DRY_RUN_RESERVATION || node === null || gpuUuid === null || gpuIndex === null || threadPercent === null || memoryLimitMiB === null || priority === null || containers.length === 0) {
+  if (reservationId === null || reservationId === DRY_RUN_RESERVATION || node === null || gpuUuid === null || gpuIndex === null || threadPercent === null || threadCeilingPercent === null || (threadCeilingPercent !== undefined && (threadCeilingPercent <= threadPercent || threadCeilingPercent > 100)) || memoryLimitMiB === null || priority === null || containers.length === 0) {
     return forged('its decision annotations are incomplete or do not parse');
   }
 
@@ -266,6 +287,7 @@ export function readDecisionRecord(pod: RecordedPod, keys: DecisionKeyRing, name
     gpuUuid,
     gpuIndex,
     threadPercent,
+    ...(threadCeilingPercent !== undefined ? { threadCeilingPercent } : {}),
     memoryLimitMiB,
     priority,
     containers,

@@ -5,12 +5,14 @@
 
 export const ANNOTATION_PREFIX = 'mps-injector.io/';
 
-/** Pod annotations. The first five and the placement hints a user may set; the rest the webhook writes. */
+/** Pod annotations. The first six and the placement hints a user may set; the rest the webhook writes. */
 export const Annotation = {
   /** User: Kubernetes quantity of pinned GPU memory ("8Gi"). */
   GpuMemory: 'mps-injector.io/gpu-memory',
   /** User: compute share asked for, integer 1..100. */
   GpuPercent: 'mps-injector.io/gpu-percent',
+  /** User: ceiling on the compute share the pod may use when SMs are idle, integer 1..100, at least gpu-percent. */
+  GpuPercentLimit: 'mps-injector.io/gpu-percent-limit',
   /** User: comma list of containers that get the GPU. The webhook writes back the list it injected. */
   Containers: 'mps-injector.io/containers',
   /** User: substring the GPU model must contain. */
@@ -27,6 +29,8 @@ export const Annotation = {
   GpuUuid: 'mps-injector.io/gpu-uuid',
   GpuIndex: 'mps-injector.io/gpu-index',
   ThreadPercent: 'mps-injector.io/thread-percent',
+  /** MPS limit granted (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE) when above thread-percent; absent: the same. */
+  ThreadPercentLimit: 'mps-injector.io/thread-percent-limit',
   /** Pinned memory limit granted, e.g. "8192Mi". */
   MemoryLimit: 'mps-injector.io/memory-limit',
   /** Id of the reservation held for the pod; its presence marks a pod as injected. */

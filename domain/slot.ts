@@ -18,6 +18,11 @@ export interface SlotRequest {
   memoryMiB: number;
   /** Compute share asked for (1..100), or null to let the engine derive it from metrics. */
   threadPercent: number | null;
+  /**
+   * Ceiling on the SMs the pod may use (1..100, at least the ask), the pod's own
+   * `mps-injector.io/gpu-percent-limit`; absent: placement.threadCeilingFactor decides.
+   */
+  threadPercentLimit?: number;
   priority: Priority;
   /** Substring the GPU model must contain (case-insensitive), or null. */
   gpuModel: string | null;
@@ -58,6 +63,12 @@ export interface PlacementConfig {
   /** Bounds of a granted thread percentage. */
   minThreadPercent: number;
   maxThreadPercent: number;
+  /**
+   * Per priority, the MPS limit (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE) as a multiple of the granted
+   * share: min(100, ceil(grant x factor)). 1: the limit is the grant. The budgets count grants,
+   * never limits (docs/adr/0002-placement.md).
+   */
+  threadCeilingFactor: Readonly<Record<Priority, number>>;
   /** Observed utilisation (percent) at or above which a GPU is hot. */
   hotUtilPercent: number;
   /** What a hot GPU means: deprioritised in ordering, or excluded outright. */
@@ -91,7 +102,13 @@ export interface SlotChoice {
   gpuUuid: string;
   gpuIndex: number;
   gpuModel: string;
+  /** Compute share reserved: what the compute budgets count. */
   threadPercent: number;
+  /**
+   * CUDA_MPS_ACTIVE_THREAD_PERCENTAGE: the most SMs the pod may use, above threadPercent so it
+   * can burst into idle SMs. Absent: equal to threadPercent (and on decisions recorded before).
+   */
+  threadCeilingPercent?: number;
   memoryLimitMiB: number;
   priority: Priority;
   /** Age of the GPU's sample when decided, whole seconds. */
@@ -126,7 +143,10 @@ export interface Reservation {
   node: string;
   gpuUuid: string;
   memoryMiB: number;
+  /** Compute share reserved (what the budgets count). */
   threadPercent: number;
+  /** MPS limit the pod runs under, when above threadPercent (informational: never counted). */
+  threadCeilingPercent?: number;
   priority: Priority;
   state: ReservationState;
   createdAtMs: number;

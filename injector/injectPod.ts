@@ -126,7 +126,8 @@ export function mpsEnv(choice: SlotChoice, config: Config['injection']): { name:
   const device = config.setVisibleDevices ? '0' : choice.gpuUuid;
   const env: { name: Env; value: string }[] = [
     { name: Env.PipeDirectory, value: config.containerPipeDirectory },
-    { name: Env.ThreadPercentage, value: String(choice.threadPercent) },
+    // The MPS limit: a ceiling on the SMs the client may use, at or above the reserved share.
+    { name: Env.ThreadPercentage, value: String(Math.max(choice.threadPercent, choice.threadCeilingPercent ?? 0)) },
     { name: Env.PinnedMemLimit, value: `${device}=${choice.memoryLimitMiB}M` },
   ];
   if (config.setVisibleDevices) env.push({ name: Env.VisibleDevices, value: choice.gpuUuid });

@@ -77,10 +77,13 @@ export function readSlotRequest(pod: Pod, ctx: ReadSlotRequestContext): PodInten
   if (reading.kind === 'genuine') return { kind: 'reinject', recorded: recordedDecisionOf(reading.record) };
 
   const containers = readContainers(annotations[Annotation.Containers], containerNames);
+  const threadPercent = readThreadPercent(annotations[Annotation.GpuPercent]);
+  const threadPercentLimit = readThreadPercentLimit(annotations[Annotation.GpuPercentLimit], threadPercent);
   const request: SlotRequest = {
     podKey: podKeyOf(pod, ctx),
     memoryMiB: readMemoryMiB(annotations[Annotation.GpuMemory], ctx.config),
-    threadPercent: readThreadPercent(annotations[Annotation.GpuPercent]),
+    threadPercent,
+    ...(threadPercentLimit !== null ? { threadPercentLimit } : {}),
     priority: readPriority(annotations[Annotation.Priority], pod.spec?.priority, ctx.config),
     gpuModel: readGpuModel(annotations[Annotation.GpuModel]),
     pinnedNode: readPinnedNode(pod),
@@ -103,6 +106,7 @@ export function recordedDecisionOf(record: DecisionRecord): RecordedDecision {
       gpuIndex: record.gpuIndex,
       gpuModel: '',
       threadPercent: record.threadPercent,
+      ...(record.threadCeilingPercent !== undefined ? { threadCeilingPercent: record.threadCeilingPercent } : {}),
       memoryLimitMiB: record.memoryLimitMiB,
       priority: record.priority,
       metricsAgeSeconds: record.metricsAgeSeconds,
@@ -217,6 +221,25 @@ function readThreadPercent(text: string | undefined): number | null {
     throw new InvalidPodError(
       `annotation ${Annotation.GpuPercent}=${quoteForMessage(text)} must be a whole number from 1 to 100 (the share of the GPU's compute, e.g. "25"); remove it to let the webhook choose from metrics`,
       Annotation.GpuPercent,
+    );
+  }
+  return value;
+}
+
+/** The pod's ceiling on its compute share: 1..100 and at least its gpu-percent; null when it gives none. */
+function readThreadPercentLimit(text: string | undefined, asked: number | null): number | null {
+  if (text === undefined) return null;
+  const value = parseWholeNumber(text);
+  if (value === null || value < 1 || value > 100) {
+    throw new InvalidPodError(
+      `annotation ${Annotation.GpuPercentLimit}=${quoteForMessage(text)} must be a whole number from 1 to 100 (the most of the GPU's compute the pod may use when SMs are idle, e.g. "60"); remove it to use the configured placement.threadCeilingFactor`,
+      Annotation.GpuPercentLimit,
+    );
+  }
+  if (asked !== null && value < asked) {
+    throw new InvalidPodError(
+      `annotation ${Annotation.GpuPercentLimit}=${quoteForMessage(text)} is below ${Annotation.GpuPercent}=${asked}: the limit is a ceiling above the share the pod reserves; set it to at least ${asked}, or remove it`,
+      Annotation.GpuPercentLimit,
     );
   }
   return value;

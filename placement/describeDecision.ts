@@ -82,6 +82,15 @@ function threadNote(facts: ChoiceFacts): string {
   }
 }
 
+/**
+ * The ceiling part of a choice's reason: "; may use up to 60% when SMs are idle (its
+ * gpu-percent-limit)" or "(1.5x the grant for high pods)".
+ */
+export function describeCeiling(ceiling: number, source: 'pod-limit' | 'factor', factor: number, priority: string): string {
+  const why = source === 'pod-limit' ? 'its gpu-percent-limit' : `${factor}x the grant for ${priority} pods`;
+  return `; may use up to ${ceiling}% when SMs are idle (${why})`;
+}
+
 /** "binpack: node-a GPU 3 (H100 80GB HBM3) has 41.2Gi free after 2 reservations; granted 25% as asked and 8Gi" */
 export function describeChoice(facts: ChoiceFacts): string {
   const { gpu } = facts;

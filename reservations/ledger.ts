@@ -20,7 +20,7 @@ export { sumReservations };
 export type { GpuReservationTotals };
 
 /** What a caller asks the ledger to hold. */
-export type ReservationInput = Pick<Reservation, 'podKey' | 'node' | 'gpuUuid' | 'memoryMiB' | 'threadPercent' | 'priority'>;
+export type ReservationInput = Pick<Reservation, 'podKey' | 'node' | 'gpuUuid' | 'memoryMiB' | 'threadPercent' | 'threadCeilingPercent' | 'priority'>;
 
 /** A reservation the ledger cannot take; the message says which field and what to do. */
 export class LedgerError extends Error {
@@ -122,6 +122,7 @@ export class ReservationLedger implements TotalsLedgerView {
       gpuUuid: input.gpuUuid,
       memoryMiB: input.memoryMiB,
       threadPercent: input.threadPercent,
+      ...(input.threadCeilingPercent !== undefined && input.threadCeilingPercent > input.threadPercent ? { threadCeilingPercent: input.threadCeilingPercent } : {}),
       priority: input.priority,
       state: ReservationState.Pending,
       createdAtMs: nowMs,

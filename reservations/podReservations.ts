@@ -154,6 +154,7 @@ export class PodReservationTracker {
       gpuUuid: record.gpuUuid,
       memoryMiB: record.memoryLimitMiB,
       threadPercent: record.threadPercent,
+      ...(record.threadCeilingPercent !== undefined ? { threadCeilingPercent: record.threadCeilingPercent } : {}),
       priority: record.priority,
       state: ReservationState.Confirmed,
       createdAtMs: timestampMs(pod.metadata?.creationTimestamp) ?? record.issuedAtMs,

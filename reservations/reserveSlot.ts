@@ -5,6 +5,7 @@
  * reservation. Across replicas the ReservationStore commit guards the same capacity.
  */
 import { chooseSlot } from '../placement/chooseSlot.js';
+import { withThreadCeiling } from '../placement/threadCeiling.js';
 import type { ReservationLedger } from './ledger.js';
 import { ReservationState } from '../domain/slot.js';
 import type { GpuPreference, PlacementConfig, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
@@ -27,7 +28,8 @@ export function reserveSlot(
       if (held.state === ReservationState.Pending && ledger.release(held.id) !== null) superseded.push(held);
     }
   }
-  const decision = chooseSlot(inventory, ledger, request, config, nowMs, opts.preference ?? null);
+  // The budgets inside chooseSlot count the reserved share; the ceiling above it is added after.
+  const decision = withThreadCeiling(chooseSlot(inventory, ledger, request, config, nowMs, opts.preference ?? null), request, config);
   if (!decision.ok || opts.dryRun) {
     // Nothing granted: what the earlier admission held stays held.
     for (const r of superseded) ledger.restore(r);
@@ -40,6 +42,7 @@ export function reserveSlot(
       gpuUuid: decision.gpuUuid,
       memoryMiB: decision.memoryLimitMiB,
       threadPercent: decision.threadPercent,
+      threadCeilingPercent: decision.threadCeilingPercent,
       priority: decision.priority,
     },
     nowMs,

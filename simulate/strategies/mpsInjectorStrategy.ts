@@ -1,6 +1,7 @@
 /**
- * The product itself: the real placement engine (chooseSlot through reserveSlot) and the real
- * ReservationLedger, fed with the simulated exporter's lagging snapshots.
+ * The product itself: the real placement engine (chooseSlot through reserveSlot, which adds the
+ * MPS limit above the reserved share) and the real ReservationLedger, fed with the simulated
+ * exporter's lagging snapshots.
  * Reserve at admission, confirm when the pod starts, release when it ends.
  */
 import { ReservationLedger } from '../../reservations/ledger.js';
@@ -49,7 +50,8 @@ export class MpsInjectorStrategy implements PlacementStrategy {
     return {
       ok: true,
       gpuUuid: decision.gpuUuid,
-      threadPercent: decision.threadPercent,
+      // The MPS limit the product injects (at or above the reserved share the budgets count).
+      threadPercent: decision.threadCeilingPercent ?? decision.threadPercent,
       memoryLimitMiB: decision.memoryLimitMiB,
       highPriorityClient: decision.priority === Priority.High,
     };

@@ -39,7 +39,7 @@ export interface PlacementInput {
 export interface StrategyPlacement {
   ok: true;
   gpuUuid: string;
-  /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE granted; null where no cap applies (time-slicing). */
+  /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE: the MPS limit the pod runs under (for mps-injector, at or above the share it reserved); null where no cap applies (time-slicing). */
   threadPercent: number | null;
   /** Pinned device memory limit granted, MiB; null where none applies. */
   memoryLimitMiB: number | null;
