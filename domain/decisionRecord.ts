@@ -211,11 +211,13 @@ export function recordAnnotations(
   const userPriority = existing[Annotation.Priority];
   const sameContainers = userContainers !== undefined && sameList(parseContainerList(userContainers), containers);
   const samePriority = userPriority !== undefined && parsePriority(userPriority) === choice.priority;
+  const ceiling = ceilingAbove(choice.threadPercent, choice.threadCeilingPercent);
   const written: Record<string, string> = {
     [Annotation.Node]: choice.node,
     [Annotation.GpuUuid]: choice.gpuUuid,
     [Annotation.GpuIndex]: String(choice.gpuIndex),
     [Annotation.ThreadPercent]: String(choice.threadPercent),
+    ...(ceiling !== undefined ? { [Annotation.ThreadPercentLimit]: String(ceiling) } : {}),
     [Annotation.MemoryLimit]: `${choice.memoryLimitMiB}Mi`,
     [Annotation.Priority]: samePriority ? userPriority : choice.priority,
     [Annotation.Containers]: sameContainers ? userContainers : containers.join(','),
@@ -223,8 +225,6 @@ export function recordAnnotations(
     [Annotation.MetricsAgeSeconds]: String(choice.metricsAgeSeconds),
     [Annotation.Decision]: choice.reason,
   };
-  const ceiling = ceilingAbove(choice.threadPercent, choice.threadCeilingPercent);
-  if (ceiling !== undefined) written[Annotation.ThreadPercentLimit] = String(ceiling);
   if (seal !== undefined) written[SEAL_ANNOTATION] = seal;
   return written;
 }

@@ -18,6 +18,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { buildConfig } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import type { SlotChoice, SlotRequest } from '../domain/slot.js';
+import { withThreadCeiling } from '../placement/threadCeiling.js';
 import { buildPatch } from './buildPatch.js';
 import { injectPod } from './injectPod.js';
 import { enforceMpsAccess } from './mpsAccess.js';
@@ -144,7 +145,8 @@ function run(c: GoldenCase, pod: Pod): Outcome {
       return { intent, mutated: r.pod, warnings: [...access.warnings, ...r.warnings] };
     }
     case 'place': {
-      const choice = goldenChoice(intent.request);
+      // As reserveSlot does: the MPS limit above the reserved share is added to the choice.
+      const choice = withThreadCeiling(goldenChoice(intent.request), intent.request, c.config.placement) as SlotChoice;
       const seal = sealDecision(
         {
           pod: podIdentityOf(pod, c.namespace),
@@ -153,6 +155,7 @@ function run(c: GoldenCase, pod: Pod): Outcome {
           gpuUuid: choice.gpuUuid,
           gpuIndex: choice.gpuIndex,
           threadPercent: choice.threadPercent,
+          threadCeilingPercent: choice.threadCeilingPercent,
           memoryLimitMiB: choice.memoryLimitMiB,
           priority: choice.priority,
           containers: intent.containers,
@@ -261,7 +264,7 @@ describe.each(cases)('golden %s', (file) => {
         reservationId: RESERVATION_ID,
         issuedAtMs: ISSUED_AT_MS,
         containers: outcome.intent.kind === 'place' ? outcome.intent.containers : [],
-        choice: { ...goldenChoice(request), gpuModel: '', considered: 0 },
+        choice: { ...withThreadCeiling(goldenChoice(request), request, c.config.placement), gpuModel: '', considered: 0 },
       });
     });
   }

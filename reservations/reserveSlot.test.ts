@@ -168,3 +168,33 @@ describe('reserveSlot under a burst of admissions', () => {
     }
   });
 });
+
+describe('reserveSlot: the MPS limit above the reserved share', () => {
+  test('the compute budgets count reserved shares, not limits: two high pods of 50% with limits of 100% share a GPU, a third does not', () => {
+    const ledger = ledgerOf();
+    const config = placement({ threadCeilingFactor: { high: 2, low: 1 } });
+    const gpus = inventoryOf([gpu('node-a', 0), gpu('node-a', 1)]);
+    const placed = ['ml/a', 'ml/b', 'ml/c'].map((key) => reserveSlot(gpus, ledger, request(key, { priority: 'high', threadPercent: 50 }), config, NOW, { dryRun: false }));
+    const [a, b, c] = placed.map((p) => p.decision);
+    expect(a).toMatchObject({ ok: true, gpuUuid: 'GPU-node-a-0', threadPercent: 50, threadCeilingPercent: 100 });
+    expect(b).toMatchObject({ ok: true, gpuUuid: 'GPU-node-a-0', threadPercent: 50, threadCeilingPercent: 100 });
+    // 50 + 50 fills the high-priority budget of 100 on GPU 0; limits (100 + 100) never count.
+    expect(c).toMatchObject({ ok: true, gpuUuid: 'GPU-node-a-1' });
+    expect(placed[0]?.reservation).toMatchObject({ threadPercent: 50, threadCeilingPercent: 100 });
+    expect(ledger.totals('GPU-node-a-0', NOW)).toMatchObject({ threadPercent: 100, highThreadPercent: 100 });
+  });
+
+  test("a pod's own limit is kept in the reservation and the reason", () => {
+    const ledger = ledgerOf();
+    const { decision, reservation } = reserveSlot(inventoryOf([gpu('node-a', 0)]), ledger, request('ml/a', { threadPercent: 20, threadPercentLimit: 70 }), placement(), NOW, { dryRun: false });
+    expect(decision).toMatchObject({ ok: true, threadPercent: 20, threadCeilingPercent: 70 });
+    expect(decision.ok && decision.reason).toMatch(/may use up to 70% when SMs are idle \(its gpu-percent-limit\)/);
+    expect(reservation).toMatchObject({ threadPercent: 20, threadCeilingPercent: 70 });
+  });
+
+  test('with the default factors the limit is the reserved share and nothing new is recorded', () => {
+    const { decision, reservation } = reserveSlot(inventoryOf([gpu('node-a', 0)]), ledgerOf(), request('ml/a', { threadPercent: 20 }), placement(), NOW, { dryRun: false });
+    expect(decision.ok && decision.threadCeilingPercent).toBeUndefined();
+    expect(reservation?.threadCeilingPercent).toBeUndefined();
+  });
+});

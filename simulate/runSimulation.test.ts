@@ -4,6 +4,7 @@ import { defaultConfig } from '../config/schema.js';
 import { buildCluster } from './cluster.js';
 import type { ClusterSpec } from './cluster.js';
 import { TRACE_KINDS } from './generateTrace.js';
+import { percentile } from './percentile.js';
 import { defaultSimulationSettings, placementConfigFor, runSimulation } from './runSimulation.js';
 import type { SimulationResult, SimulationSettings, StrategyRun } from './runSimulation.js';
 import { STRATEGY_NAMES } from './strategies/placementStrategy.js';
@@ -279,5 +280,39 @@ describe('runSimulation: settings', () => {
   it('rejects unusable settings with a message naming the field', () => {
     expect(() => runSimulation(handTrace([pod('a', 0, 10, 1, 10)]), oneGpu, settings({ metricsIntervalS: 0 }))).toThrow(/metricsIntervalS must be above 0/);
     expect(() => runSimulation(handTrace([pod('a', 0, 10, 1, 10)]), oneGpu, settings({ strategies: [] }))).toThrow(/strategies must name/);
+  });
+});
+
+describe('runSimulation: the MPS limit above the reserved share', () => {
+  const exact = (overrides: Partial<SimulationSettings> = {}) => settings({ startLatency: NO_START_LATENCY, computeNoise: 0, memoryRampS: 0, strategies: ['mps-injector'], ...overrides });
+  /** A server asking 20% whose load is 2.5x its mean one window in five (0.625x otherwise). */
+  const bursty = (id: string, priority: 'high' | 'low'): TracePod => ({ ...pod(id, 0, 3600, 8, 20, priority), burst: { windowS: 60, share: 0.2, factor: 2.5 } });
+
+  it('caps each pod at min(demand, limit): a burst above the reserved share is clipped at a limit of 1x and served at 2.5x', () => {
+    const trace = handTrace([bursty('a', 'high')]);
+    const clipped = runOf(runSimulation(trace, oneGpu, exact()), 'mps-injector');
+    const free = runOf(runSimulation(trace, oneGpu, exact({ placementOverrides: { threadCeilingFactor: { high: 2.5, low: 1 } } })), 'mps-injector');
+    expect(clipped.slowdowns[0]?.slowdown).toBeGreaterThan(1.2);
+    expect(free.slowdowns[0]?.slowdown).toBeCloseTo(1, 9);
+    expect(free.smPercentMs).toBeGreaterThan(clipped.smPercentMs);
+  });
+
+  it('client priority keeps a bursting low pod from taking what a high pod demands', () => {
+    const trace = handTrace([pod('high', 0, 3600, 8, 90, 'high'), bursty('low', 'low')]);
+    const run = runOf(runSimulation(trace, oneGpu, exact({ placementOverrides: { threadCeilingFactor: { high: 1, low: 5 } } })), 'mps-injector');
+    expect(run.slowdowns.find((s) => s.podId === 'high')?.slowdown).toBeCloseTo(1, 9);
+    expect(run.slowdowns.find((s) => s.podId === 'low')?.slowdown).toBeGreaterThan(1);
+  });
+
+  it('on the shipped burst trace a high-priority limit of 1.5x brings the high-priority p95 slowdown down', () => {
+    const burst = shippedTrace('burst');
+    const p95High = (factor: number) => {
+      const run = runOf(runSimulation(burst, cluster4x8, settings({ strategies: ['mps-injector'], placementOverrides: { threadCeilingFactor: { high: factor, low: 1 } } })), 'mps-injector');
+      return percentile(run.slowdowns.filter((s) => s.priority === 'high').map((s) => s.slowdown), 95);
+    };
+    const atShare = p95High(1);
+    const atLimit = p95High(1.5);
+    expect(atShare).toBeGreaterThan(1.03);
+    expect(atLimit).toBeLessThan(atShare - 0.02);
   });
 });
