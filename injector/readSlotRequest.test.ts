@@ -117,6 +117,26 @@ describe('readSlotRequest errors', () => {
     expect(place(readSlotRequest(pod({ [Annotation.GpuPercent]: value }), ctx)).request.threadPercent).toBe(Number(value));
   });
 
+  test.each(['0', '101', '50.5', 'all', ''])('gpu-percent-limit %p is rejected', (value) => {
+    const err = invalid(pod({ [Annotation.GpuPercentLimit]: value }));
+    expect(err.annotation).toBe(Annotation.GpuPercentLimit);
+    expect(err.message).toContain(`${Annotation.GpuPercentLimit}="${value}"`);
+    expect(err.message).toContain('1 to 100');
+  });
+
+  test('a gpu-percent-limit below gpu-percent is rejected, naming both and the least it may be', () => {
+    const err = invalid(pod({ [Annotation.GpuPercent]: '40', [Annotation.GpuPercentLimit]: '25' }));
+    expect(err.annotation).toBe(Annotation.GpuPercentLimit);
+    expect(err.message).toContain(`is below ${Annotation.GpuPercent}=40`);
+    expect(err.message).toContain('at least 40');
+  });
+
+  test('a gpu-percent-limit at or above gpu-percent is the request\'s limit; without one the request has none', () => {
+    expect(place(readSlotRequest(pod({ [Annotation.GpuPercent]: '40', [Annotation.GpuPercentLimit]: '40' }), ctx)).request.threadPercentLimit).toBe(40);
+    expect(place(readSlotRequest(pod({ [Annotation.GpuPercentLimit]: '80' }), ctx)).request.threadPercentLimit).toBe(80);
+    expect(place(readSlotRequest(pod({ [Annotation.GpuPercent]: '40' }), ctx)).request).not.toHaveProperty('threadPercentLimit');
+  });
+
   test('an unknown container is rejected with the names the pod has', () => {
     const err = invalid(pod({ [Annotation.Containers]: 'server,worker,gpu' }));
     expect(err.annotation).toBe(Annotation.Containers);
@@ -250,6 +270,7 @@ describe('reinjection', () => {
 
   test.each([
     [Annotation.ThreadPercent, '100'],
+    [Annotation.ThreadPercentLimit, '100'],
     [Annotation.MemoryLimit, '81920Mi'],
     [Annotation.GpuUuid, 'GPU-00000000-0000-0000-0000-000000000000'],
     [Annotation.Node, 'gpu-node-9'],
@@ -258,6 +279,42 @@ describe('reinjection', () => {
     const edited = structuredClone(injected);
     edited.metadata = { ...edited.metadata, annotations: { ...edited.metadata?.annotations, [key]: value } };
     expect(place(readSlotRequest(edited, ctx)).forged).toMatch(/does not match/);
+  });
+
+  describe('a decision with a limit above the reserved share', () => {
+    const limited: SlotChoice = { ...choice, threadCeilingPercent: 60 };
+    const limitedSeal = sealDecision(
+      { pod: podIdentityOf(original, 'inference'), reservationId: 'rsv-1', node: choice.node, gpuUuid: choice.gpuUuid, gpuIndex: choice.gpuIndex, threadPercent: 30, threadCeilingPercent: 60, memoryLimitMiB: choice.memoryLimitMiB, priority: choice.priority, containers: ['server'], issuedAtMs: ISSUED },
+      TEST_KEY_RING,
+    );
+    const limitedPod = injectPod(original, limited, 'rsv-1', ['server'], config.injection, limitedSeal).pod;
+
+    test('reads back with both the reserved share and the limit, and injects the limit', () => {
+      expect(limitedPod.metadata?.annotations?.[Annotation.ThreadPercent]).toBe('30');
+      expect(limitedPod.metadata?.annotations?.[Annotation.ThreadPercentLimit]).toBe('60');
+      expect(limitedPod.spec?.containers[0]?.env?.find((e) => e.name === 'CUDA_MPS_ACTIVE_THREAD_PERCENTAGE')?.value).toBe('60');
+      expect(readRecordedDecision(limitedPod)).toMatchObject({ threadPercent: 30, threadCeilingPercent: 60 });
+    });
+
+    test.each([
+      ['removed', undefined],
+      ['raised', '100'],
+      ['lowered to the reserved share', '30'],
+    ])('its limit %s breaks the seal', (_how, value) => {
+      const edited = structuredClone(limitedPod);
+      const annotations = { ...edited.metadata?.annotations };
+      if (value === undefined) delete annotations[Annotation.ThreadPercentLimit];
+      else annotations[Annotation.ThreadPercentLimit] = value;
+      edited.metadata = { ...edited.metadata, annotations };
+      expect(readRecordedDecision(edited)).toBeNull();
+    });
+
+    test('a decision sealed without a limit (before limits existed) still verifies and injects its reserved share', () => {
+      expect(injected.metadata?.annotations).not.toHaveProperty(Annotation.ThreadPercentLimit);
+      expect(readRecordedDecision(injected)).toMatchObject({ threadPercent: 30 });
+      expect(readRecordedDecision(injected)).not.toHaveProperty('threadCeilingPercent');
+      expect(injected.spec?.containers[0]?.env?.find((e) => e.name === 'CUDA_MPS_ACTIVE_THREAD_PERCENTAGE')?.value).toBe('30');
+    });
   });
 
   test('the injected label alone is a claim the webhook did not make', () => {
