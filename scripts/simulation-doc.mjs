@@ -157,6 +157,39 @@ async function lagBlock() {
 }
 
 /** How mps-injector packs the llm trace: per GPU-hour in use, the servers, asked compute and memory limits it hosts. */
+/**
+ * mps-injector under several MPS limits (placement.threadCeilingFactor, high / low) on h100-4x8,
+ * against time-slicing: what a limit above the reserved share buys high-priority pods and costs
+ * low-priority ones. Placement counts reserved shares either way.
+ */
+async function ceilingBlock() {
+  const factors = [
+    [1, 1],
+    [1.5, 1],
+    [1, 1.5],
+    [1.5, 1.5],
+    [2.5, 2.5],
+  ];
+  const cluster = await loadCluster('h100-4x8');
+  const header = ['Trace', 'MPS limit (high / low)', 'Admitted', 'GPU-hours', 'High-priority p95', 'Low-priority p95', 'SM utilisation', 'Served requests/s', 'Mean response time (s)'];
+  const lines = [`| ${header.join(' | ')} |`, `| --- | --- |${header.slice(2).map(() => ' ---: ').join('|')}|`];
+  const row = (trace, label, s) =>
+    `| ${trace} | ${label} | ${s.admitted} | ${fmt(s.gpuHours, 1)} | ${fmt(s.p95SlowdownHigh, 3)} | ${fmt(s.p95SlowdownLow, 3)} | ${pct(s.meanSmUtilisation)} | ${fmt(s.servedRequestsPerS)} | ${fmt(s.meanResponseS)} |`;
+  for (const name of TRACES) {
+    const trace = await loadTrace(name);
+    for (const [high, low] of factors) {
+      const result = runSimulation(trace, cluster, settingsWith({ strategies: ['mps-injector'], placementOverrides: { threadCeilingFactor: { high, low } } }));
+      const isDefault = high === placementDefaults.threadCeilingFactor.high && low === placementDefaults.threadCeilingFactor.low;
+      lines.push(row(name, `${high}x / ${low}x${isDefault ? ' (default)' : ''}`, summarizeSimulation(result).strategies[0]));
+    }
+    const c = cases[`${name}@h100-4x8`];
+    lines.push(row(name, 'time-slicing (4 replicas)', c.by('time-slicing')));
+    if (name === 'llm') lines.push(row(name, 'time-slicing (2 replicas)', llmTwoReplicas.by('time-slicing')));
+  }
+  log('simulated the MPS-limit rows');
+  return lines.join('\n');
+}
+
 function llmPackingBlock() {
   const header = ['Strategy (llm on h100-4x8)', 'Servers per GPU in use', 'Asked compute per GPU in use', 'Memory limits per GPU in use', 'SM utilisation', 'Served / offered'];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
@@ -251,6 +284,7 @@ const blocks = {
   'llm-packing': llmPackingBlock(),
   'priority-budget': budgetBlock(),
   'metrics-lag': await lagBlock(),
+  'thread-ceiling': await ceilingBlock(),
   targets: targetsBlock(),
 };
 // The README introduces the table in its own words: the block is the table without its heading.
