@@ -1,7 +1,7 @@
 import { h100 } from '../testing/gpuSamples.js';
 import type { StoredObject } from '../testing/standInApiServer.js';
 import { gpuClusterPerTest } from '../testing/standInGpuCluster.js';
-import { runExplain } from './explainCommand.js';
+import { DecisionStatus, renderExplanation, runExplain } from './explainCommand.js';
 import type { Explanation } from './explainCommand.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
@@ -68,5 +68,42 @@ describe('explain against the stand-in API server', () => {
   test('a pod that does not exist is an input error (exit 3); a bad argument a usage error (exit 2)', async () => {
     await expect(runExplain('ml/nope', {}, deps())).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('pod ml/nope not found') });
     await expect(runExplain('ml/a/b', {}, deps())).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
+
+describe('explain: the reserved share and the MPS limit', () => {
+  const explanation = (threadCeilingPercent?: number): Explanation => ({
+    pod: 'ml/chat-0',
+    phase: 'Running',
+    nodeName: 'gpu-a',
+    decision: {
+      status: DecisionStatus.Genuine,
+      why: null,
+      record: {
+        reservationId: 'rsv-1',
+        node: 'gpu-a',
+        gpuUuid: 'GPU-a0',
+        gpuIndex: 0,
+        threadPercent: 30,
+        ...(threadCeilingPercent !== undefined ? { threadCeilingPercent } : {}),
+        memoryLimitMiB: 8192,
+        priority: 'high',
+        containers: ['server'],
+        metricsAgeSeconds: 4,
+        reason: 'binpack: ...',
+        issuedAt: '2026-03-01T11:59:00.000Z',
+        ageSeconds: 60,
+      },
+    },
+    reservation: null,
+    now: { outcome: 'skipped', summary: 'the webhook would keep its recorded decision', request: null, gpus: [] },
+  });
+
+  it('shows both when the limit is above the share', () => {
+    expect(renderExplanation(explanation(60))).toContain('8Gi pinned memory, 30% compute reserved, 60% active threads (its limit), priority high');
+  });
+
+  it('shows the share as the active threads when there is no limit above it (decisions sealed before limits too)', () => {
+    expect(renderExplanation(explanation())).toContain('8Gi pinned memory, 30% active threads, priority high');
   });
 });

@@ -129,6 +129,23 @@ describe('mps-injector simulate', () => {
     expect(await admitted(['--max-high-thread-percent-sum', '200'])).toBe(248);
   });
 
+  it('the MPS limit flags start from the configuration defaults, reach the product, and refuse a factor below 1', async () => {
+    let help = '';
+    const program = new Command('mps-injector').exitOverride().configureOutput({ writeOut: (text) => (help += text), writeErr: (text) => (help += text) });
+    registerSimulateCommand(program);
+    await expect(program.parseAsync(['node', 'mps-injector', 'simulate', '--help'])).rejects.toBeInstanceOf(CommanderError);
+    const { high, low } = defaultConfig().placement.threadCeilingFactor;
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--thread-ceiling-high <factor> ((?! --).)*\\(default: ${high}\\)`));
+    expect(help.replace(/\s+/g, ' ')).toMatch(new RegExp(`--thread-ceiling-low <factor> ((?! --).)*\\(default: ${low}\\)`));
+
+    const p95High = async (extra: string[]): Promise<number> => {
+      const { stdout } = await run(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--json', '--strategies', 'mps-injector', ...extra]);
+      return (JSON.parse(stdout) as { traces: { strategies: { p95SlowdownHigh: number }[] }[] }).traces[0]!.strategies[0]!.p95SlowdownHigh;
+    };
+    expect(await p95High(['--thread-ceiling-high', '1.5'])).toBeLessThan(await p95High([]));
+    expect((await failure(['simulate', '--trace', 'burst', '--cluster', 'h100-4x8', '--thread-ceiling-low', '0.5'])).message).toMatch(/--thread-ceiling-low/);
+  });
+
   it('--replica-sized with "all" skips a trace with no pod small enough for a replica, and says so', async () => {
     const { stdout, stderr } = await run(['simulate', '--trace', 'all', '--cluster', 'h100-8x8', '--replica-sized', '--json', '--strategies', 'equal-split']);
     expect(stderr).toContain('skipped llm: no pod fits one of 4 replicas of a GPU; run it alone with a lower --replicas');
