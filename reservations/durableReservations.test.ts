@@ -40,6 +40,18 @@ describe('durable reservation records', () => {
     expect([...decoded.entries.values()]).toEqual([entryFromReservation(reservation)]);
   });
 
+  test('an MPS limit above the share survives encode, decode and the way back to the ledger; an entry without one reads without one', () => {
+    const limited: Reservation = { ...reservation, id: '7d1e0c3a-2', threadCeilingPercent: 60 };
+    const entries = new Map([
+      [reservation.id, entryFromReservation(reservation)],
+      [limited.id, entryFromReservation(limited)],
+    ]);
+    const decoded = decodeDurableRecord(encodeDurableRecord({ name: 'x', gpuUuid: reservation.gpuUuid, node: 'node-a', resourceVersion: null, entries }, 'mps'));
+    const back = (id: string) => reservationFromEntry(decoded.entries.get(id)!, true);
+    expect(back(limited.id)).toMatchObject({ threadPercent: 30, threadCeilingPercent: 60 });
+    expect(back(reservation.id)).not.toHaveProperty('threadCeilingPercent');
+  });
+
   test('a new record is sent without a resourceVersion', () => {
     const body = encodeDurableRecord({ name: 'x', gpuUuid: 'g', node: 'n', resourceVersion: null, entries: new Map() }, 'mps');
     expect(body.metadata.resourceVersion).toBeUndefined();
