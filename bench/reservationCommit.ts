@@ -26,7 +26,10 @@
  * --replicas LIST (default 1,2,3), --api-latency-ms LIST (simulated API server latency, default
  * 0,2), --runs N (default 1), --backoff-ms N (backoff after the second race lost in a row on a
  * GPU, default 16 as in the store; 0 turns it off), --attempts N (tries per admission, default
- * cluster.maxCommitAttempts), --markdown (also print the README table rows), --json.
+ * cluster.maxCommitAttempts), --warm-up N (admissions per replica before each measured run, at its
+ * concurrency, on GPUs of the replica's own and not counted, default 6000: a replica in service
+ * runs compiled code, so a cold one would measure V8's start), --markdown (also print the README
+ * table rows), --json.
  */
 import { randomKeyRing } from '../domain/decisionRecord.js';
 import { once } from 'node:events';
@@ -58,7 +61,6 @@ import { StandInApiServer } from '../testing/standInApiServer.js';
 const keys = randomKeyRing();
 const NAMESPACE = 'mps-system';
 const MEMORY_MIB = 8192;
-const WARM_UP_ADMISSIONS = 40;
 
 /** Targets for two replicas and more. */
 const Target = { p50Ms: 5, p99Ms: 25, p99RatioAtLatency: 2.5, conflictsPerAdmission: 0.05 } as const;
@@ -83,6 +85,8 @@ interface ReplicaSetup {
   nodes: number;
   sampledAtMs: number;
   warmSuffix: string;
+  /** Admissions before the measured run, at its concurrency, on GPUs of this replica's own. */
+  warmUp: number;
   /** Next admission to run, shared by all replicas (Int32Array over it). */
   counter: SharedArrayBuffer;
 }
@@ -93,6 +97,11 @@ interface RunReport {
   conflicts: number;
   /** Share of the run this replica's event loop was busy (not waiting for I/O), 0..1. */
   busy: number;
+}
+
+/** Nodes of 8 H100s with room for every admission: 9 grants of 8 GiB per H100, and a node to spare. */
+function fleetNodes(admissions: number): number {
+  return Math.ceil((Math.ceil(admissions / 9) + 8) / 8);
 }
 
 function benchPod(name: string): Pod {
@@ -143,7 +152,7 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
   await live.start();
 
   const inventory = idleInventory(setup.nodes, 8, setup.sampledAtMs);
-  const warmUp = idleInventory(1, 8, setup.sampledAtMs);
+  const warmUp = idleInventory(fleetNodes(setup.warmUp), 8, setup.sampledAtMs);
   const warmInventory: GpuInventory = { ...warmUp, gpus: warmUp.gpus.map((g) => ({ ...g, uuid: `${g.uuid}-${setup.warmSuffix}` })) };
   const counter = new Int32Array(setup.counter);
 
@@ -165,8 +174,13 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
         await live.refresh();
         port.postMessage('refreshed');
       } else if (command === 'warm') {
-        // Connections and JIT, on GPUs of this replica's own; not counted.
-        for (let i = 0; i < WARM_UP_ADMISSIONS; i++) await admit(warmInventory, `warm-${setup.name}-${i}`);
+        // Connections and JIT, on GPUs of this replica's own; not counted. A replica in service has
+        // admitted pods before: without this the run measures V8 compiling the admission path.
+        let next = 0;
+        const warmer = async (): Promise<void> => {
+          for (let i = next++; i < setup.warmUp; i = next++) await admit(warmInventory, `warm-${setup.name}-${i}`);
+        };
+        await Promise.all(Array.from({ length: setup.concurrency }, warmer));
         port.postMessage('warm');
       } else if (command === 'run') {
         const conflictsBefore = store.stats.conflicts;
@@ -221,6 +235,7 @@ interface Options {
   concurrency: number;
   backoffMs: number;
   attempts: number;
+  warmUp: number;
 }
 
 function percentile(values: number[], p: number): number {
@@ -251,8 +266,7 @@ async function ask<T>(workers: Worker[], command: Command): Promise<T[]> {
 }
 
 async function runScenario(replicaCount: number, concurrency: number, apiLatencyMs: number, standIn: StandInApiServer, opts: Options): Promise<ScenarioResult> {
-  // Room for every admission: 9 grants of 8 GiB per H100, and a node to spare.
-  const nodes = Math.ceil((Math.ceil(opts.admissions / 9) + 8) / 8);
+  const nodes = fleetNodes(opts.admissions);
   const counter = new SharedArrayBuffer(4);
   const sampledAtMs = Date.now();
   const workers: Worker[] = [];
@@ -268,6 +282,7 @@ async function runScenario(replicaCount: number, concurrency: number, apiLatency
         nodes,
         sampledAtMs,
         warmSuffix: `${replicaCount}-${concurrency}-${k}-warm`,
+        warmUp: opts.warmUp,
         counter,
       };
       const worker = new Worker(new URL(import.meta.url), { workerData: setup });
@@ -411,12 +426,13 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '1' },
       'backoff-ms': { type: 'string', default: '16' },
       attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
+      'warm-up': { type: 'string', default: '6000' },
       markdown: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
   const numbers = (text: string): number[] => text.split(',').map((t) => Number(t.trim()));
-  const opts: Options = { admissions: Number(args.admissions), concurrency: Number(args.concurrency), backoffMs: Number(args['backoff-ms']), attempts: Number(args.attempts) };
+  const opts: Options = { admissions: Number(args.admissions), concurrency: Number(args.concurrency), backoffMs: Number(args['backoff-ms']), attempts: Number(args.attempts), warmUp: Number(args['warm-up']) };
   const tls = generateCertificates({ service: 'stand-in', namespace: 'bench', extraSans: ['127.0.0.1'] });
 
   const results: ScenarioResult[] = [];
