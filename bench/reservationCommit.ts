@@ -136,18 +136,25 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromString(setup.kubeConfig);
   const apis = createKubeApis(kubeConfig);
+  const storeIn = (namespace: string, ledger: ReservationLedger): ConfigMapReservationStore =>
+    new ConfigMapReservationStore({
+      apis,
+      namespace,
+      ledger,
+      liveness: { hasLivePod: () => false, hasEnded: () => false, synced: () => true },
+      now: Date.now,
+      logger,
+      conflictBackoffMs: setup.backoffMs,
+    });
+  // The warm-up grants go to a ledger and a namespace of their own, so the measured run starts
+  // from an empty store (a re-list reads only the run's objects) with code V8 has compiled.
+  const warmLedger = new ReservationLedger({ ttlMs: 120_000 });
+  const warmStore = storeIn(`${NAMESPACE}-warm`, warmLedger);
   const ledger = new ReservationLedger({ ttlMs: 120_000 });
-  const store = new ConfigMapReservationStore({
-    apis,
-    namespace: NAMESPACE,
-    ledger,
-    liveness: { hasLivePod: () => false, hasEnded: () => false, synced: () => true },
-    now: Date.now,
-    logger,
-    conflictBackoffMs: setup.backoffMs,
-  });
+  const store = storeIn(NAMESPACE, ledger);
   const leases = new ReplicaLeases({ apis, namespace: NAMESPACE, replica: setup.name, leaseDurationSeconds: 30, now: Date.now, logger });
   const live = new LiveReplicas({ leases, replica: setup.name, renewEveryMs: 10_000, logger, contendedGpus: () => store.contendedGpus() });
+  await warmStore.load();
   await store.load();
   await live.start();
 
@@ -156,12 +163,12 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
   const warmInventory: GpuInventory = { ...warmUp, gpus: warmUp.gpus.map((g) => ({ ...g, uuid: `${g.uuid}-${setup.warmSuffix}` })) };
   const counter = new Int32Array(setup.counter);
 
-  const admit = async (fleet: GpuInventory, name: string): Promise<Sample> => {
+  const admit = async (fleet: GpuInventory, name: string, into: { ledger: ReservationLedger; store: ReservationStore } = { ledger, store }): Promise<Sample> => {
     const timing = { addedMs: 0 };
     const { admission } = await admitAndCommit(
       { pod: benchPod(name), namespace: 'bench', requestUid: name, dryRun: false },
-      (): AdmitContext => ({ config, inventory: fleet, ledger, nowMs: Date.now(), keys, preference: live.preference() }),
-      { store: timedStore(store, timing), maxAttempts: config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(config.server.admissionTimeoutMs) },
+      (): AdmitContext => ({ config, inventory: fleet, ledger: into.ledger, nowMs: Date.now(), keys, preference: live.preference() }),
+      { store: timedStore(into.store, timing), maxAttempts: config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(config.server.admissionTimeoutMs) },
     );
     if (admission.outcome === 'mutated') return { addedMs: timing.addedMs, outcome: 'granted', reason: '', message: '' };
     if (admission.outcome === 'refused') return { addedMs: timing.addedMs, outcome: 'refused', reason: admission.reason, message: admission.message };
@@ -178,7 +185,7 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
         // admitted pods before: without this the run measures V8 compiling the admission path.
         let next = 0;
         const warmer = async (): Promise<void> => {
-          for (let i = next++; i < setup.warmUp; i = next++) await admit(warmInventory, `warm-${setup.name}-${i}`);
+          for (let i = next++; i < setup.warmUp; i = next++) await admit(warmInventory, `warm-${setup.name}-${i}`, { ledger: warmLedger, store: warmStore });
         };
         await Promise.all(Array.from({ length: setup.concurrency }, warmer));
         port.postMessage('warm');
@@ -243,11 +250,10 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
-/** Entries per GPU object (warm-up objects left out). */
+/** Entries per GPU object of the measured run (the warm-up writes to a namespace of its own). */
 function durableCounts(standIn: StandInApiServer): number[] {
   return standIn
     .list('configmaps', NAMESPACE)
-    .filter((cm) => !(cm.metadata.name ?? '').endsWith('-warm'))
     .map((cm) => {
       const text = (cm.data as Record<string, string> | undefined)?.[DURABLE_DATA_KEY] ?? '{"reservations":{}}';
       return Object.keys((JSON.parse(text) as { reservations: object }).reservations).length;
