@@ -41,6 +41,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import pino from 'pino';
 import { admitAndCommit } from '../admission/admitAndCommit.js';
+import { admissionDeadline } from '../webhook/admissionDeadline.js';
 import type { AdmitContext } from '../admission/admitPod.js';
 import { generateCertificates } from '../certs/issue.js';
 import { defaultConfig } from '../config/schema.js';
@@ -165,11 +166,13 @@ async function runReplica(setup: ReplicaSetup, port: MessagePort): Promise<void>
 
   const admit = async (fleet: GpuInventory, name: string, into: { ledger: ReservationLedger; store: ReservationStore } = { ledger, store }): Promise<Sample> => {
     const timing = { addedMs: 0 };
+    // The webhook's deadline (its timer is cleared once the admission is answered).
+    const deadline = admissionDeadline(config.server.admissionTimeoutMs);
     const { admission } = await admitAndCommit(
       { pod: benchPod(name), namespace: 'bench', requestUid: name, dryRun: false },
       (): AdmitContext => ({ config, inventory: fleet, ledger: into.ledger, nowMs: Date.now(), keys, preference: live.preference() }),
-      { store: timedStore(into.store, timing), maxAttempts: config.cluster.maxCommitAttempts, signal: AbortSignal.timeout(config.server.admissionTimeoutMs) },
-    );
+      { store: timedStore(into.store, timing), maxAttempts: config.cluster.maxCommitAttempts, signal: deadline.signal },
+    ).finally(deadline.clear);
     if (admission.outcome === 'mutated') return { addedMs: timing.addedMs, outcome: 'granted', reason: '', message: '' };
     if (admission.outcome === 'refused') return { addedMs: timing.addedMs, outcome: 'refused', reason: admission.reason, message: admission.message };
     return { addedMs: timing.addedMs, outcome: 'refused', reason: admission.outcome, message: admission.outcome === 'skipped' ? admission.reason : admission.warning };
