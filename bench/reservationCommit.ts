@@ -1,5 +1,5 @@
 /**
- * `node .bench-.bench-dist/bench/reservationCommit.js`: what a durable reservation adds to an admission,
+ * `npm run bench:replicas`: what a durable reservation adds to an admission,
  * with one replica and with several sharing the API server.
  *
  * Each replica runs in a worker thread of its own (its own event loop, ledger, store and
@@ -29,11 +29,12 @@
  * cluster.maxCommitAttempts), --warm-up N (admissions per replica before each measured run, at its
  * concurrency, on GPUs of the replica's own and not counted, default 6000: a replica in service
  * runs compiled code, so a cold one would measure V8's start), --markdown (also print the README
- * table rows), --json.
+ * table rows), --write-readme (rewrite the README's Several replicas table with them), --json.
  */
 import { randomKeyRing } from '../domain/decisionRecord.js';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
@@ -42,6 +43,7 @@ import type { Pod } from 'kubernetes-types/core/v1.js';
 import pino from 'pino';
 import { admitAndCommit } from '../admission/admitAndCommit.js';
 import { admissionDeadline } from '../webhook/admissionDeadline.js';
+import { writeReadmeSection } from './readmeSection.js';
 import type { AdmitContext } from '../admission/admitPod.js';
 import { generateCertificates } from '../certs/issue.js';
 import { defaultConfig } from '../config/schema.js';
@@ -62,6 +64,9 @@ import { StandInApiServer } from '../testing/standInApiServer.js';
 const keys = randomKeyRing();
 const NAMESPACE = 'mps-system';
 const MEMORY_MIB = 8192;
+
+/** The README's Several replicas table. */
+const README_SECTION = { name: 'bench:replicas', writtenBy: 'npm run bench:replicas -- --runs 3 --write-readme' } as const;
 
 /** Targets for two replicas and more. */
 const Target = { p50Ms: 5, p99Ms: 25, p99RatioAtLatency: 2.5, conflictsPerAdmission: 0.05 } as const;
@@ -437,6 +442,7 @@ async function main(): Promise<void> {
       attempts: { type: 'string', default: String(defaultConfig().cluster.maxCommitAttempts) },
       'warm-up': { type: 'string', default: '6000' },
       markdown: { type: 'boolean', default: false },
+      'write-readme': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -482,10 +488,11 @@ async function main(): Promise<void> {
     }
     console.log('\nTargets:');
     for (const c of verdicts) console.log(`  ${c.held ? 'held  ' : 'MISSED'} ${c.what}`);
-    if (args.markdown) {
-      console.log('\n| Scenario | API latency | p50 | p99 | API calls per admission | Conflicts per admission | Granted | GPUs in use |');
-      console.log('|---|---|---|---|---|---|---|---|');
-      for (const r of results) console.log(markdownRow(r));
+    const table = ['| Scenario | API latency | p50 | p99 | API calls per admission | Conflicts per admission | Granted | GPUs in use |', '|---|---|---|---|---|---|---|---|', ...results.map(markdownRow)].join('\n');
+    if (args.markdown) console.log(`\n${table}`);
+    if (args['write-readme']) {
+      await writeReadmeSection(fileURLToPath(new URL('../../README.md', import.meta.url)), README_SECTION, table);
+      console.log('rewrote the Several replicas table in README.md');
     }
   }
   if (verdicts.some((c) => !c.held)) process.exitCode = 1;
