@@ -14,7 +14,8 @@ export class JsonBodyError extends Error {
   }
 }
 
-const FIRST_NON_WHITESPACE = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d]|$)/;
+/** JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. */
+const FIRST_NON_WHITESPACE = /^[ \t\n\r]*([^ \t\n\r]|$)/;
 const SYNTAX_CHAR = '#';
 const SYNTAX_RUN = /#+/g;
 
