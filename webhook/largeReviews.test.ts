@@ -121,6 +121,7 @@ function namedCases(): [string, Buffer, string?][] {
     ['a bad annotation', captured(kubectl, (r) => (r.request.object!.metadata.annotations = { [Annotation.GpuMemory]: 'lots' }))],
     ['an UPDATE', captured(kubectl, (r) => (r.request.operation = 'UPDATE'))],
     ['a DELETE without an object', captured(kubectl, (r) => Object.assign(r.request, { operation: 'DELETE', object: undefined }))],
+    ['null annotations', captured(kubectl, (r) => Object.assign(r.request.object!.metadata, { annotations: null }))],
     ['a pod with a sealed decision', json(sealed)],
     ['a pod claiming a decision without a seal', captured(kubectl, (r) => (r.request.object!.metadata.annotations = { [Annotation.Node]: 'a' }))],
     ['a byte order mark', bom],
