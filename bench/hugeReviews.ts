@@ -289,9 +289,9 @@ async function servedBystanders(work: string, server: Record<string, unknown>, s
     review.request.object.metadata.annotations['mps-injector.io/gpu-memory'] = '512Mi';
     review.request.object.metadata.annotations['mps-injector.io/gpu-percent'] = '1';
     const body = JSON.stringify(review);
-    // Warm-up, untimed: JIT, TLS session caches, and the worker threads (started by the first large body).
+    // Warm-up, untimed and as long as a run (a shorter one leaves the first run slower): JIT, heap, and the worker threads (started by the first large body).
     await postLarge(port, largePodReview('warm-up', 20_000));
-    await autocannon({ url: `https://127.0.0.1:${port}/mutate`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 16, duration: 3, ...(rate === undefined ? {} : { overallRate: rate }) });
+    await autocannon({ url: `https://127.0.0.1:${port}/mutate`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 16, duration: seconds, ...(rate === undefined ? {} : { overallRate: rate }) });
     return { ...(await bystandersDuringLargePods(port, body, seconds, bursts, rate)), fallbacks: watched.fallbacks() };
   } finally {
     child.kill('SIGINT');

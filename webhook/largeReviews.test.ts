@@ -53,6 +53,8 @@ async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; off
       for (const line of chunk.toString().split('\n')) {
         if (line === '') continue;
         const { time: _time, pid: _pid, hostname: _hostname, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        // A stack trace says which path threw; the error itself must be the same.
+        if (typeof rest.err === 'object' && rest.err !== null) rest.err = { ...rest.err, stack: undefined };
         logs.push(rest);
       }
       callback();
