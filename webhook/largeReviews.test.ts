@@ -198,15 +198,17 @@ describe('large AdmissionReviews on worker threads', () => {
       lagMs.push(delay.max / 1e6);
     }
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    // Screened on the event loop, the longest stall is at least the screening; read and handed over, a small part of it.
-    expect(median(lagMs)).toBeLessThan(median(screenMs) / 3);
+    // Screened on the event loop, every review stalls it for at least the screening; read and handed over, for a small
+    // part of it (the quickest of five: the machine's other work can only lengthen a stall).
+    expect(Math.min(...lagMs)).toBeLessThan(median(screenMs) / 3);
     expect(Math.max(...lagMs)).toBeLessThan(200);
   });
 
   it.each([
     ['crashes', BrokenWorker.Crashes, /exited \(code 7\)/, 20_000],
     ['throws', BrokenWorker.Throws, /worker blew up/, 20_000],
-    ['hangs', BrokenWorker.Hangs, /no worker thread answered within 500 ms/, 500],
+    // Long enough for the real worker that follows to compile its TypeScript and answer.
+    ['hangs', BrokenWorker.Hangs, /no worker thread answered within 3000 ms/, 3000],
   ])('a worker that %s costs no answer: the event loop answers, says why, and the next worker takes over', async (_name, how, reason, timeoutMs) => {
     const here = await start(null);
     const w = await start({ spawn: failingFirst(how), timeoutMs });
