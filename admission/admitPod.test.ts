@@ -238,3 +238,12 @@ describe('trust: only the webhook grants', () => {
     expect(ctx.ledger.list(NOW)).toHaveLength(3);
   });
 });
+
+test('a pod whose annotations and labels are null is placed as one with none, and its patch applies', () => {
+  const ctx = context(buildConfig({}), [gpu('a', 0)]);
+  const original = { ...pod(), metadata: { name: 'p', namespace: 'ns', annotations: null, labels: null } } as unknown as Pod;
+  const result = admitPod({ pod: original, namespace: 'ns', requestUid: 'uid-1', dryRun: true }, ctx);
+  if (result.outcome !== 'mutated') throw new Error(`expected mutated, got ${JSON.stringify(result)}`);
+  expect(fjp.applyPatch(structuredClone(original), result.patch, true, false).newDocument).toEqual(result.mutated);
+  expect(result.mutated.metadata?.labels).toEqual({ 'mps-injector.io/injected': 'true' });
+});

@@ -75,28 +75,53 @@ export { DRY_RUN_RESERVATION };
 
 const invalid = (message: string): PodAdmission => ({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message });
 
-export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
+/**
+ * The steps of admitPod before anything is placed: the pod's shape, what it asks for, MPS
+ * access, and the cap on GPU containers. Pure and independent of the inventory and the ledger,
+ * so a worker thread can run it on a large pod. Either the answer (skipped, or refused as an
+ * invalid pod) or what placement starts from.
+ */
+export type PodScreening =
+  | { kind: 'answered'; admission: PodAdmission }
+  | {
+      kind: 'place';
+      intent: Exclude<PodIntent, { kind: 'skip' }>;
+      /** The pod after the MPS access check, and its warnings. */
+      access: { pod: Pod; warnings: readonly string[] };
+    };
+
+export function screenPod(req: AdmitRequest, ctx: Pick<AdmitContext, 'config' | 'keys'>): PodScreening {
   const { config } = ctx;
+  const answered = (admission: PodAdmission): PodScreening => ({ kind: 'answered', admission });
   const shapeProblem = podShapeProblem(req.pod);
-  if (shapeProblem !== null) return invalid(`mps-injector: ${shapeProblem}`);
+  if (shapeProblem !== null) return answered(invalid(`mps-injector: ${shapeProblem}`));
   let intent: PodIntent;
   try {
     intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
   } catch (err) {
-    if (err instanceof InvalidPodError) return invalid(err.message);
+    if (err instanceof InvalidPodError) return answered(invalid(err.message));
     throw err;
   }
 
   // MPS access only through the injector: checked before anything is reserved.
   const selected = intent.kind === 'skip' ? [] : intent.kind === 'reinject' ? intent.recorded.containers : intent.containers;
   const access = enforceMpsAccess(req.pod, selected, config.injection, { injecting: intent.kind !== 'skip' });
-  if (!access.ok) return { outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: access.message };
-  const pod = access.pod;
+  if (!access.ok) return answered({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message: access.message });
 
-  if (intent.kind === 'skip') return { outcome: AdmissionOutcome.Skipped, reason: intent.reason };
+  if (intent.kind === 'skip') return answered({ outcome: AdmissionOutcome.Skipped, reason: intent.reason });
 
   const tooMany = gpuContainerLimitProblem(selected, config.injection.maxGpuContainers);
-  if (tooMany !== null) return invalid(tooMany);
+  if (tooMany !== null) return answered(invalid(tooMany));
+  return { kind: 'place', intent, access: { pod: access.pod, warnings: access.warnings } };
+}
+
+export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
+  const { config } = ctx;
+  const screening = screenPod(req, ctx);
+  if (screening.kind === 'answered') return screening.admission;
+  const { access } = screening;
+  const pod = access.pod;
+  let intent: PodIntent = screening.intent;
 
   const warnings: string[] = [];
   if (intent.kind === 'reinject') {

@@ -236,7 +236,7 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** True when the pod carries any record annotation or the injected label: something claims a decision. */
 export function claimsDecision(pod: RecordedPod): boolean {
   const a = pod.metadata?.annotations;
-  if (a !== undefined) for (const name of RECORD_ANNOTATIONS) if (Object.hasOwn(a, name)) return true;
+  if (a !== undefined && a !== null) for (const name of RECORD_ANNOTATIONS) if (Object.hasOwn(a, name)) return true;
   return pod.metadata?.labels?.[Label.Injected] !== undefined;
 }
 

@@ -2,12 +2,14 @@
  * SIGTERM under keep-alive load against the built webhook: readiness fails at once, the server
  * keeps accepting for server.drainDelaySeconds and answers with Connection: close, an upload in
  * progress is received whole, and not one request fails. Clients keep sending for part of the
- * window, as the API server does until the Service's endpoints drop the replica.
+ * window, as the API server does until the Service's endpoints drop the replica. A large review
+ * in progress is answered by a worker thread, whose pool ends with the drain.
  */
 import https from 'node:https';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { largePodReview } from '../bench/hugeReviews.js';
 import { syntheticGpus } from '../bench/syntheticCluster.js';
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
 import { gpuPodReview } from './support/reviews.js';
@@ -84,20 +86,22 @@ test('SIGTERM under keep-alive load: readiness fails first, no request fails, an
   };
   const clients = Array.from({ length: CLIENTS }, client);
 
-  // An upload that is half sent when SIGTERM arrives and finished during the window.
-  const uploadBody = JSON.stringify(gpuPodReview({ uid: 'drain-upload', name: 'drain-upload', dryRun: true }));
-  const upload = new Promise<{ status: number; error?: string }>((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port: webhook.port, method: 'POST', path: '/mutate', servername: 'localhost', ca: certs.caPem, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(uploadBody) } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-      },
-    );
-    req.on('error', reject);
-    req.write(uploadBody.slice(0, 100));
-    setTimeout(() => req.end(uploadBody.slice(100)), 500 + SENDING_AFTER_SIGTERM_MS);
-  }).catch((err: Error) => ({ status: 0, error: err.message }));
+  // Uploads that are half sent when SIGTERM arrives and finished during the window: a pod to place, and one of 20,000 containers (3 MiB, screened on a worker thread).
+  const uploadHalfway = (uploadBody: string): Promise<{ status: number; error?: string }> =>
+    new Promise<{ status: number; error?: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: webhook.port, method: 'POST', path: '/mutate', servername: 'localhost', ca: certs.caPem, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(uploadBody) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+        },
+      );
+      req.on('error', reject);
+      req.write(uploadBody.slice(0, 100));
+      setTimeout(() => req.end(uploadBody.slice(100)), 500 + SENDING_AFTER_SIGTERM_MS);
+    }).catch((err: Error) => ({ status: 0, error: err.message }));
+  const upload = uploadHalfway(JSON.stringify(gpuPodReview({ uid: 'drain-upload', name: 'drain-upload', dryRun: true })));
+  const largeUpload = uploadHalfway(largePodReview('drain-large', 20_000));
 
   // Load runs until every client has had answers on its kept-alive connection.
   while (sent.length < 200) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -113,6 +117,7 @@ test('SIGTERM under keep-alive load: readiness fails first, no request fails, an
   stopSending = true;
   await Promise.all(clients);
   const uploaded = await upload;
+  const largeUploaded = await largeUpload;
   agent.destroy();
   const code = await webhook.exited;
 
@@ -121,6 +126,9 @@ test('SIGTERM under keep-alive load: readiness fails first, no request fails, an
   process.stdout.write(`drain: ${sent.length} requests, ${after.length} after SIGTERM, ${failed.length} failed${failed.length > 0 ? ` (${failed[0]!.error})` : ''}\n`);
   expect(readyz).toMatchObject({ status: 503, body: expect.stringContaining('shutting down') as unknown });
   expect(uploaded).toEqual({ status: 200 });
+  expect(largeUploaded).toEqual({ status: 200 });
+  expect(webhook.logs.find((l) => l.uid === 'drain-large')).toMatchObject({ outcome: 'refused', reason: 'invalid-pod' });
+  expect(webhook.logs.filter((l) => String(l.msg).includes('parsed on the event loop'))).toEqual([]);
   expect(failed.map((f) => f.error)).toEqual([]);
   expect(after.length).toBeGreaterThan(0);
   expect(after.every((s) => s.connection === 'close')).toBe(true);

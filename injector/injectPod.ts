@@ -69,8 +69,10 @@ export function injectPod(
   addTolerations(spec, config.tolerations);
 
   const metadata = (out.metadata ??= {});
-  metadata.annotations = copyOf(metadata.annotations, recordAnnotations(choice, reservationId, containers, metadata.annotations, seal));
-  metadata.labels = copyOf(metadata.labels, { [Label.Injected]: 'true' });
+  // Null maps (absent, to the API server) are read as empty ones.
+  const annotations = metadata.annotations ?? undefined;
+  metadata.annotations = copyOf(annotations, recordAnnotations(choice, reservationId, containers, annotations, seal));
+  metadata.labels = copyOf(metadata.labels ?? undefined, { [Label.Injected]: 'true' });
 
   return { pod: out, warnings };
 }

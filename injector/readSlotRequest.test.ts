@@ -456,3 +456,8 @@ describe('podKeyOf', () => {
     expect(podKeyOf({ metadata: { name: 'web', namespace: 'team-a' } }, { namespace: '', requestUid: 'u' })).toBe('team-a/web');
   });
 });
+
+test('null annotations and labels read as none, not as an internal error', () => {
+  const p = { metadata: { name: 'web', annotations: null, labels: null }, spec: { containers: [{ name: 'server' }] } } as unknown as Pod;
+  expect(place(readSlotRequest(p, ctx)).containers).toEqual(['server']);
+});

@@ -15,6 +15,10 @@ import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionR
 import { allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
 import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
+import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
+import type { ReviewScreenPool } from './reviewScreenPool.js';
+import { podNameForLog } from './screenReview.js';
+import type { ScreenedPod } from './screenReview.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
 export interface WebhookAppDeps {
@@ -28,6 +32,8 @@ export interface WebhookAppDeps {
   readiness: () => { ready: boolean; reason: string };
   /** True once shutdown has begun: readiness fails so the endpoint is taken out of rotation. */
   draining: () => boolean;
+  /** Worker threads for bodies above server.offloadBodyBytes; absent: every body is parsed on the event loop. */
+  reviewScreens?: ReviewScreenPool;
 }
 
 export interface WebhookApp {
@@ -80,7 +86,17 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     next();
   };
 
-  app.post('/mutate', requireJson, express.json({ limit: config.server.maxBodyBytes, strict: true }), (req: Request, res: Response, next: NextFunction) => {
+  const jsonBody = express.json({ limit: config.server.maxBodyBytes, strict: true });
+  // Large bodies are read raw and parsed on a worker thread (ADR 0015); only UTF-8 ones, the charset parsed there.
+  const rawBody = express.raw({ limit: config.server.maxBodyBytes, type: () => true });
+  const offloads = (req: Request): boolean => {
+    if (deps.reviewScreens === undefined || Number(req.get('content-length') ?? 0) <= config.server.offloadBodyBytes) return false;
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.get('content-type') ?? '')?.[1]?.toLowerCase();
+    return charset === undefined || charset === 'utf-8';
+  };
+  const readBody = (req: Request, res: Response, next: NextFunction): void => (offloads(req) ? rawBody : jsonBody)(req, res, next);
+
+  app.post('/mutate', requireJson, readBody, (req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     inFlight += 1;
     const finish = (outcome: string, status: number, body: AdmissionReviewResponse | { error: string }): void => {
@@ -90,25 +106,50 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
       done();
     };
 
-    let review: AdmissionRequestView;
-    try {
-      review = decodeAdmissionReview(req.body);
-    } catch (err) {
-      done();
-      next(err);
+    const answer = (review: AdmissionRequestView, screened: ScreenedPod | null): void => {
+      answerReview(review, deps, screened)
+        .then(({ response, outcome, log }) => {
+          logger.info({ uid: review.uid, namespace: review.namespace, dryRun: review.dryRun, outcome, ...log }, `admission ${outcome}`);
+          finish(outcome, 200, response);
+        })
+        .catch((err: unknown) => {
+          const message = `mps-injector failed while handling this pod: ${shortenForMessage((err as Error).message ?? String(err))}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
+          logger.error({ uid: review.uid, err }, 'unexpected error while answering an admission');
+          finish('error', 200, deny(review.apiVersion, review.uid, 500, message, 'InternalError'));
+        });
+    };
+    const decodeAndAnswer = (body: () => unknown): void => {
+      let review: AdmissionRequestView;
+      try {
+        review = decodeAdmissionReview(body());
+      } catch (err) {
+        done();
+        next(err);
+        return;
+      }
+      answer(review, null);
+    };
+
+    const pool = deps.reviewScreens;
+    if (!Buffer.isBuffer(req.body) || pool === undefined) {
+      decodeAndAnswer(() => req.body);
       return;
     }
-
-    answerReview(review, deps)
-      .then(({ response, outcome, log }) => {
-        logger.info({ uid: review.uid, namespace: review.namespace, dryRun: review.dryRun, outcome, ...log }, `admission ${outcome}`);
-        finish(outcome, 200, response);
-      })
-      .catch((err: unknown) => {
-        const message = `mps-injector failed while handling this pod: ${shortenForMessage((err as Error).message ?? String(err))}. The pod was not changed; see the webhook logs for uid ${review.uid}.`;
-        logger.error({ uid: review.uid, err }, 'unexpected error while answering an admission');
-        finish('error', 200, deny(review.apiVersion, review.uid, 500, message, 'InternalError'));
-      });
+    const raw = req.body;
+    void pool.screen(raw).then((pooled) => {
+      if (!pooled.ok) logger.warn({ reason: pooled.reason, bodyBytes: raw.length }, 'large AdmissionReview parsed on the event loop: its worker thread did not answer');
+      const screening = pooled.ok ? pooled.screening : null;
+      if (screening?.kind === 'answered') {
+        answer(screening.review, screening.screened);
+      } else if (screening?.kind === 'bad-json' || screening?.kind === 'bad-review') {
+        // The same errors, and so the same answers, as for a body parsed here: reading it again would fail the same way.
+        done();
+        next(screening.kind === 'bad-review' ? new HttpError(screening.status, screening.message) : new JsonBodyError(screening.message));
+      } else {
+        // A pod to place (or one whose decision record needs the keys), or no answer from the worker.
+        decodeAndAnswer(() => parseJsonBody(raw));
+      }
+    }, next);
   });
 
   app.use((_req, res) => {
@@ -144,27 +185,12 @@ interface Answer {
   log: Record<string, unknown>;
 }
 
-async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps): Promise<Answer> {
+/** The answer to a review: placed and committed here, or as a worker thread screened it (`screened`). */
+async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps, screened: ScreenedPod | null): Promise<Answer> {
   if (!isPodCreate(review)) {
     return { response: allowUnchanged(review.apiVersion, review.uid), outcome: 'skipped', log: { skip: `${review.kind.kind} ${review.operation} is not a Pod CREATE` } };
   }
-  const pod = podOf(review);
-  const deadline = admissionDeadline(deps.config.server.admissionTimeoutMs);
-  let committed;
-  try {
-    committed = await admitAndCommit(
-      { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
-      deps.admitContext,
-      { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: deadline.signal },
-    );
-  } finally {
-    deadline.clear();
-  }
-  const { admission, attempts } = committed;
-  if (attempts > 1) deps.metrics.commitConflicts.inc(attempts - 1);
-  // Only strings are logged: a refused pod may carry anything in these fields.
-  const named = (value: unknown): string | null => (typeof value === 'string' ? shortenForMessage(value) : null);
-  const podName = named(pod.metadata?.name) ?? `${named(pod.metadata?.generateName) ?? ''}*`;
+  const { admission, attempts, podName } = screened === null ? await placeAndCommit(review, deps) : { ...screened, attempts: 1 };
   const log: Record<string, unknown> = { pod: podName, attempts };
   if (admission.outcome === 'mutated') {
     if (!admission.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });
@@ -188,4 +214,21 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps):
     Object.assign(log, { skip: admission.reason });
   }
   return { response: encodeAdmission(review.apiVersion, review.uid, admission), outcome: outcomeOf(admission), log };
+}
+
+async function placeAndCommit(review: AdmissionRequestView, deps: WebhookAppDeps): Promise<{ admission: PodAdmission; attempts: number; podName: string }> {
+  const pod = podOf(review);
+  const deadline = admissionDeadline(deps.config.server.admissionTimeoutMs);
+  let committed;
+  try {
+    committed = await admitAndCommit(
+      { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
+      deps.admitContext,
+      { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: deadline.signal },
+    );
+  } finally {
+    deadline.clear();
+  }
+  if (committed.attempts > 1) deps.metrics.commitConflicts.inc(committed.attempts - 1);
+  return { ...committed, podName: podNameForLog(pod) };
 }

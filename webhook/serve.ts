@@ -24,6 +24,7 @@ import { sweepExpiredReservations } from '../reservations/sweepExpiredReservatio
 import { createWebhookMetrics } from './webhookMetrics.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import { loadDecisionKeyRing } from './decisionKeys.js';
+import { ReviewScreenPool } from './reviewScreenPool.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
 export interface ServeHandle {
@@ -153,7 +154,13 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   late.metrics = metrics;
   refresher.on('refresh', () => metrics.checkOvercommit());
   let draining = false;
+  // Large bodies are parsed on worker threads; half the admission's deadline is left to parse one here if a worker fails.
+  const reviewScreens =
+    config.server.offloadWorkers > 0
+      ? new ReviewScreenPool({ config, size: config.server.offloadWorkers, queueLimit: 4 * config.server.offloadWorkers, timeoutMs: Math.ceil(config.server.admissionTimeoutMs / 2) })
+      : undefined;
   const webhook = createWebhookApp({
+    reviewScreens,
     config,
     logger,
     metrics,
@@ -187,6 +194,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   } catch (err) {
     refresher.stop();
     expiry?.stop();
+    await reviewScreens?.close();
     await stopCluster();
     throw err;
   }
@@ -199,6 +207,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
       logger.info({ reason, inFlight: webhook.inFlight(), drainDelayMs: delayMs }, 'shutting down: readiness fails; accepting with Connection: close until the drain delay is over, then draining in-flight requests');
       draining = true;
       await running.drain({ delayMs, graceMs: config.server.shutdownGraceSeconds * 1000 });
+      await reviewScreens?.close();
       refresher.stop();
       expiry?.stop();
       await stopCluster();

@@ -1,0 +1,40 @@
+/**
+ * Worker threads for ReviewScreenPool in tests, which run from the TypeScript sources: the real
+ * worker loaded through tsx, and workers that crash, hang or throw on their first body.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ScreenWorkerData } from '../webhook/reviewScreenPool.js';
+
+/** tsx's ESM API (its `import` export; require.resolve would give the CommonJS one). */
+const tsxApi = pathToFileURL(path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+const workerEntry = new URL('../webhook/reviewScreenWorker.ts', import.meta.url).href;
+
+/** The worker of webhook/reviewScreenWorker.ts, compiled on the fly by tsx inside the worker. */
+export function sourceScreenWorker(workerData: ScreenWorkerData): Worker {
+  const code = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(workerEntry)}); });`;
+  return new Worker(code, { eval: true, workerData });
+}
+
+/** How a broken worker fails on the first body it is sent. */
+export const BrokenWorker = {
+  /** The thread exits. */
+  Crashes: "require('node:worker_threads').parentPort.on('message', () => process.exit(7));",
+  /** An uncaught exception ends the thread. */
+  Throws: "require('node:worker_threads').parentPort.on('message', () => { throw new Error('worker blew up'); });",
+  /** Never answers. */
+  Hangs: "require('node:worker_threads').parentPort.on('message', () => {});",
+} as const;
+export type BrokenWorker = (typeof BrokenWorker)[keyof typeof BrokenWorker];
+
+export function brokenScreenWorker(how: BrokenWorker): (workerData: ScreenWorkerData) => Worker {
+  return (workerData) => new Worker(how, { eval: true, workerData });
+}
+
+/** The first `broken` workers fail as `how`; those started after them are the real one. */
+export function failingFirst(how: BrokenWorker, broken = 1): (workerData: ScreenWorkerData) => Worker {
+  let started = 0;
+  return (workerData) => (started++ < broken ? brokenScreenWorker(how)(workerData) : sourceScreenWorker(workerData));
+}

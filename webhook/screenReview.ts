@@ -1,0 +1,75 @@
+/**
+ * What a worker thread does with a large AdmissionReview body: parse it, decode the review, and
+ * run the steps of the admission that need neither the inventory, the ledger nor the decision
+ * keys (admission/admitPod.ts screenPod). It answers what those steps decide (skipped, refused
+ * as invalid, a bad body); a pod that needs a placement, or carries a decision to verify, goes
+ * back to the event loop. Pure.
+ */
+import type { Pod } from 'kubernetes-types/core/v1.js';
+import type { PodAdmission } from '../admission/admitPod.js';
+import { screenPod } from '../admission/admitPod.js';
+import type { Config } from '../config/schema.js';
+import type { DecisionKeyRing } from '../domain/decisionRecord.js';
+import { claimsDecision } from '../domain/decisionRecord.js';
+import { podShapeProblem } from '../injector/podShape.js';
+import { shortenForMessage } from '../injector/quoteForMessage.js';
+import type { AdmissionRequestView } from './admissionReview.js';
+import { decodeAdmissionReview, isPodCreate, podOf } from './admissionReview.js';
+import { HttpError } from './httpErrors.js';
+import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
+
+/** What screening decided for a pod, without a placement. */
+export interface ScreenedPod {
+  podName: string;
+  admission: PodAdmission;
+}
+
+export type ReviewScreening =
+  /** Not JSON (or not an object or list at the top): the HTTP edge answers 400 as for any body. */
+  | { kind: 'bad-json'; message: string }
+  /** JSON, but not an AdmissionReview the webhook accepts. */
+  | { kind: 'bad-review'; status: number; message: string }
+  /**
+   * Answered without a placement. `review` is the decoded review without its object; `screened`
+   * is the pod's name for the log and the admission, or null for a request that is not a Pod
+   * CREATE (answered allowed, unchanged).
+   */
+  | { kind: 'answered'; review: AdmissionRequestView; screened: ScreenedPod | null }
+  /** The event loop must decide: the pod needs a placement, or its decision record needs the keys. */
+  | { kind: 'event-loop'; reason: string };
+
+/**
+ * Keys that verify nothing: a pod that claims a decision goes back to the event loop before
+ * screenPod reads its record, so screening never verifies or seals with them.
+ */
+const NO_KEYS: DecisionKeyRing = Object.freeze({ current: Object.freeze({ id: '', secret: Buffer.alloc(0) }), verifying: Object.freeze([]) });
+
+/** How a pod is named in the admission log: its name, else its generateName and `*`. Only strings are logged: a refused pod may carry anything there. */
+export function podNameForLog(pod: Pod): string {
+  const named = (value: unknown): string | null => (typeof value === 'string' ? shortenForMessage(value) : null);
+  return named(pod.metadata?.name) ?? `${named(pod.metadata?.generateName) ?? ''}*`;
+}
+
+export function screenReview(body: Uint8Array, config: Config): ReviewScreening {
+  let parsed: unknown;
+  try {
+    parsed = parseJsonBody(body);
+  } catch (err) {
+    if (err instanceof JsonBodyError) return { kind: 'bad-json', message: err.message };
+    throw err;
+  }
+  let review: AdmissionRequestView;
+  try {
+    review = decodeAdmissionReview(parsed);
+  } catch (err) {
+    if (err instanceof HttpError) return { kind: 'bad-review', status: err.status, message: err.message };
+    throw err;
+  }
+  const head = { ...review, object: undefined };
+  if (!isPodCreate(review)) return { kind: 'answered', review: head, screened: null };
+  const pod = podOf(review);
+  if (podShapeProblem(pod) === null && claimsDecision(pod)) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
+  const screening = screenPod({ pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun }, { config, keys: NO_KEYS });
+  if (screening.kind === 'place') return { kind: 'event-loop', reason: 'the pod needs a placement' };
+  return { kind: 'answered', review: head, screened: { podName: podNameForLog(pod), admission: screening.admission } };
+}
