@@ -6,15 +6,19 @@
  * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
  * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
  */
-import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../domain/inventory.js';
+import type { GpuInventory, GpuSample, NodeState } from '../domain/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
 import type { ExclusionTally } from './describeDecision.js';
 import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, memoryShare } from './threadPercent.js';
 import { keepsTotals, sumReservations } from './reservationTotals.js';
 import { committedMiB } from './memoryAccounting.js';
+import { countUnreservedPods } from './unreservedPods.js';
+import { placementTableOf, refreshRow } from './placementTable.js';
 import type { GpuReservationTotals } from './reservationTotals.js';
 import { Exclusion, PlacementPolicy, Priority } from '../domain/slot.js';
-import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
+import type { GpuPreference, LedgerView, PlacementConfig, SlotChoice, SlotDecision, SlotRequest } from '../domain/slot.js';
+
+export { countUnreservedPods };
 
 /**
  * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
@@ -46,34 +50,6 @@ function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefin
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function podKeyIs(podKey: string, pod: GpuPodRef): boolean {
-  return (
-    podKey.length === pod.namespace.length + 1 + pod.pod.length &&
-    podKey.charCodeAt(pod.namespace.length) === 47 /* '/' */ &&
-    podKey.startsWith(pod.namespace) &&
-    podKey.endsWith(pod.pod)
-  );
-}
-
-/**
- * Pods the exporter maps to a GPU (device-plugin allocations, or processes the webhook did
- * not place) that hold no reservation on it: each distinct namespace/pod counts once.
- */
-export function countUnreservedPods(pods: readonly GpuPodRef[], reservations: readonly Reservation[]): number {
-  let count = 0;
-  outer: for (let i = 0; i < pods.length; i++) {
-    const pod = pods[i];
-    if (pod === undefined) continue;
-    for (let j = 0; j < i; j++) {
-      const earlier = pods[j];
-      if (earlier !== undefined && earlier.namespace === pod.namespace && earlier.pod === pod.pod) continue outer;
-    }
-    for (const r of reservations) if (podKeyIs(r.podKey, pod)) continue outer;
-    count++;
-  }
-  return count;
 }
 
 function newTally(): ExclusionTally {
@@ -108,11 +84,11 @@ function newTally(): ExclusionTally {
 }
 
 /**
- * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
- * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
- * given, is added to each candidate's score (several replicas: own GPUs first).
+ * The full pass: every GPU either excluded (first failing rule, counted) or scored. It is the
+ * reference chooseSlot's table pass must agree with, and the path of every refusal (the
+ * counts and the nearest misses make its reason).
  */
-export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
+export function chooseSlotByFullPass(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
   const gpus = inventory.gpus;
   const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
   const readSums = sumsReader(ledger, gpus, nowMs);
@@ -311,33 +287,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   }
 
   if (best !== null && bestSums !== null && best.memory !== null) {
-    const budgetLeft = computeBudgetLeft(bestSums, request.priority, config);
-    const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, best.memory.totalMiB, best.utilPercent, budgetLeft, config);
-    return {
-      ok: true,
-      node: best.node,
-      gpuUuid: best.uuid,
-      gpuIndex: best.index,
-      gpuModel: best.model,
-      threadPercent: bestThreads,
-      memoryLimitMiB: request.memoryMiB,
-      priority: request.priority,
-      metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
-      considered: gpus.length,
-      reason: describeChoice({
-        policy,
-        gpu: best,
-        roomMiB: bestRoomMiB,
-        reservations: bestSums.clients,
-        otherPods: bestClients - bestSums.clients,
-        threadPercent: bestThreads,
-        askedThreadPercent: request.threadPercent,
-        basis,
-        budgetLeft,
-        memoryMiB: request.memoryMiB,
-        config,
-      }),
-    };
+    return choiceOf(best, best.memory.totalMiB, { threads: bestThreads, roomMiB: bestRoomMiB, sums: bestSums, clients: bestClients }, request, policy, config, nowMs, gpus.length);
   }
 
   const excluded: Partial<Record<Exclusion, number>> = {};
@@ -347,6 +297,177 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
     return { ok: false, code: 'no-metrics', reason: describeNoMetrics(inventory, config, nowMs, tally), considered: gpus.length, excluded };
   }
   return { ok: false, code: 'no-fit', reason: describeNoFit(inventory, request, wantedModel, config, tally), considered: gpus.length, excluded };
+}
+
+/** What the winning GPU offered: its grant, room and clients as the pass computed them. */
+interface Winner {
+  threads: number;
+  roomMiB: number;
+  sums: GpuReservationTotals;
+  clients: number;
+}
+
+function choiceOf(best: GpuSample, totalMiB: number, winner: Winner, request: SlotRequest, policy: PlacementPolicy, config: PlacementConfig, nowMs: number, considered: number): SlotChoice {
+  const budgetLeft = computeBudgetLeft(winner.sums, request.priority, config);
+  const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, totalMiB, best.utilPercent, budgetLeft, config);
+  return {
+    ok: true,
+    node: best.node,
+    gpuUuid: best.uuid,
+    gpuIndex: best.index,
+    gpuModel: best.model,
+    threadPercent: winner.threads,
+    memoryLimitMiB: request.memoryMiB,
+    priority: request.priority,
+    metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
+    considered,
+    reason: describeChoice({
+      policy,
+      gpu: best,
+      roomMiB: winner.roomMiB,
+      reservations: winner.sums.clients,
+      otherPods: winner.clients - winner.sums.clients,
+      threadPercent: winner.threads,
+      askedThreadPercent: request.threadPercent,
+      basis,
+      budgetLeft,
+      memoryMiB: request.memoryMiB,
+      config,
+    }),
+  };
+}
+
+/**
+ * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
+ * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
+ * given, is added to each candidate's score (several replicas: own GPUs first).
+ *
+ * From a ReservationLedger, one pass over the inventory's placement table (placement/
+ * placementTable.ts): the facts that do not depend on the pod are read from typed arrays, and
+ * each GPU's committed memory, clients and thread sums are recomputed only when its ledger
+ * snapshot changed since the previous pass. Same rules, same scores, same tie-break as the full
+ * pass, so the same decision; when nothing fits, the full pass writes the refusal.
+ */
+export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
+  if (!keepsTotals(ledger)) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
+  const gpus = inventory.gpus;
+  const table = placementTableOf(inventory);
+  const rows = table.rowsFor(config.observeAfterRunningSeconds * 1000);
+  const snapshots = ledger.snapshotsFor(gpus);
+  const { ruledOut, sampledAtMs, totalMiB, utilPercent, utilKnown } = table;
+  const rowSums = rows.sums;
+  const rowCommitted = rows.committedMiB;
+  const rowClients = rows.clients;
+  const rowThreads = rows.threadPercent;
+  const rowHighThreads = rows.highThreadPercent;
+  const rowNextExpiryMs = rows.nextExpiryMs;
+
+  const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
+  const wantedModel = request.gpuModel === null || request.gpuModel.trim() === '' ? null : request.gpuModel.trim();
+  const modelMatches = wantedModel === null ? null : table.modelMatches(wantedModel, new RegExp(escapeRegExp(wantedModel), 'i'), config.gpuModelNodeLabel);
+  const pinnedNode = request.pinnedNode;
+  const askedThreads = request.threadPercent === null ? null : clampAskedThreadPercent(request.threadPercent, config);
+  const policy = request.policy ?? config.policy;
+  const binpack = policy === PlacementPolicy.Binpack;
+  const uuidsIn = request.gpuUuidIn === undefined ? null : new Set(request.gpuUuidIn.map((u) => u.toLowerCase()));
+  const uuidsNotIn = request.gpuUuidNotIn === undefined || request.gpuUuidNotIn.length === 0 ? null : new Set(request.gpuUuidNotIn.map((u) => u.toLowerCase()));
+  const lowerCaseUuids = uuidsIn !== null || uuidsNotIn !== null ? table.lowerCaseUuids() : null;
+  const excludeHot = config.hotGpuAction === 'exclude';
+  const hotPenalty = HOT_PENALTY[request.priority];
+  const memoryMiB = request.memoryMiB;
+  const marginMiB = config.memorySafetyMarginMiB;
+  const maxClients = config.maxClientsPerGpu;
+  const maxThreadSum = config.maxThreadPercentSum;
+  const maxHighThreadSum = request.priority === Priority.High ? config.maxHighThreadPercentSum : Infinity;
+  const hotUtil = config.hotUtilPercent;
+  const minThreads = config.minThreadPercent;
+  const maxThreads = config.maxThreadPercent;
+  let shareOfTotalMiB = Number.NaN;
+  let share = 0;
+
+  let best = -1;
+  let bestScore = -Infinity;
+  let bestThreads = 0;
+  let preferred: ArrayLike<number> | null = null;
+
+  for (let i = 0; i < gpus.length; i++) {
+    if (ruledOut[i] !== 0) continue;
+    const sampledAt = sampledAtMs[i]!;
+    if (nowMs - sampledAt > maxAgeMs) continue;
+    if (pinnedNode !== null && gpus[i]!.node !== pinnedNode) continue;
+    if (lowerCaseUuids !== null) {
+      const uuid = lowerCaseUuids[i]!;
+      if ((uuidsIn !== null && !uuidsIn.has(uuid)) || (uuidsNotIn !== null && uuidsNotIn.has(uuid))) continue;
+    }
+    if (modelMatches !== null && modelMatches[i] === 0) continue;
+
+    const total = totalMiB[i]!;
+    // The row stands while the GPU's snapshot is the one it was computed from and no expiry is
+    // due (read from the row: no visit to the snapshot object for an unchanged GPU).
+    const snapshot = snapshots[i];
+    if (snapshot !== rowSums[i] || !(nowMs < rowNextExpiryMs[i]!)) {
+      const sums = snapshot === undefined || !(nowMs < snapshot.nextExpiryMs) ? ledger.totals(gpus[i]!.uuid, nowMs) : snapshot;
+      if (sums !== rowSums[i]) refreshRow(inventory, rows, i, sums);
+    }
+    const committed = rowCommitted[i]!;
+    if (total - committed - marginMiB < memoryMiB) continue;
+    if (rowClients[i]! >= maxClients) continue;
+
+    const threadSum = rowThreads[i]!;
+    const totalLeft = maxThreadSum - threadSum;
+    const highLeft = maxHighThreadSum - rowHighThreads[i]!;
+    const budgetLeft = highLeft < totalLeft ? highLeft : totalLeft;
+    // Utilisation as a plain number and a flag (a number-or-null local would box every value).
+    const utilIsKnown = utilKnown[i] !== 0;
+    const util = utilPercent[i]!;
+    let threads: number;
+    if (askedThreads !== null) {
+      threads = askedThreads;
+    } else {
+      if (total !== shareOfTotalMiB) {
+        shareOfTotalMiB = total;
+        share = memoryShare(memoryMiB, shareOfTotalMiB, maxThreadSum);
+      }
+      threads = deriveThreadPercent(share, utilIsKnown ? util : null, budgetLeft, minThreads, maxThreads);
+    }
+    if (threads > budgetLeft) continue;
+
+    const hot = utilIsKnown && util >= hotUtil;
+    if (hot && excludeHot) continue;
+
+    const memoryLoad = total > 0 ? committed / total : 1;
+    const computeLoad = threadSum / maxThreadSum;
+    const allocated = memoryLoad > computeLoad ? memoryLoad : computeLoad;
+    let score: number;
+    if (binpack) {
+      score = (rowClients[i]! > 0 ? 1 : 0) + allocated;
+    } else {
+      const busy = utilIsKnown ? util / 100 : 0;
+      score = -(allocated > busy ? allocated : busy);
+    }
+    if (hot) score -= hotPenalty;
+    if (preference !== null) score += (preferred ??= preference.scoresFor(gpus))[i] ?? 0;
+
+    if (best < 0 || score > bestScore || (score === bestScore && breaksTie(gpus[i]!, gpus[best]!))) {
+      best = i;
+      bestScore = score;
+      bestThreads = threads;
+    }
+  }
+
+  if (best < 0) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
+  const winner = gpus[best]!;
+  const total = totalMiB[best]!;
+  return choiceOf(
+    winner,
+    total,
+    { threads: bestThreads, roomMiB: total - rowCommitted[best]! - marginMiB, sums: rowSums[best]!, clients: rowClients[best]! },
+    request,
+    policy,
+    config,
+    nowMs,
+    gpus.length,
+  );
 }
 
 /**
