@@ -86,7 +86,11 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     const finish = (outcome: string, status: number, body: AdmissionReviewResponse | { error: string }): void => {
       metrics.requests.inc({ outcome });
       metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-      res.status(status).json(body);
+      // The same bytes and headers as res.json, written at once with the length known: no content-type
+      // parsing, charset rewriting or second measure of the text per admission.
+      const bytes = Buffer.from(JSON.stringify(body));
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes.length });
+      res.end(bytes);
       done();
     };
 
