@@ -2,9 +2,11 @@
  * The placement engine: pick one MPS slot (node + GPU) for a pod from the GPU inventory and
  * the reservation ledger, or refuse with a reason a person can act on. Pure and synchronous.
  *
- * One pass over the GPUs, no sorting and (from a ReservationLedger) no per-GPU allocation: each GPU is either excluded
- * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
- * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
+ * Each GPU is either excluded (first failing rule, counted) or scored, and the best score wins,
+ * ties broken by node name, then GPU index, then UUID. Rules, score and thread formula:
+ * docs/adr/0002-placement.md. chooseSlot keeps the fitting GPUs ranked between calls and looks
+ * again only at those whose reservations changed; chooseSlotByFullPass evaluates every GPU and
+ * counts the exclusions, for refusals (docs/adr/0010-serving-performance.md).
  */
 import type { GpuInventory, GpuSample, NodeState } from '../domain/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
@@ -13,20 +15,12 @@ import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, mem
 import { keepsTotals, sumReservations } from './reservationTotals.js';
 import { committedMiB } from './memoryAccounting.js';
 import { countUnreservedPods } from './unreservedPods.js';
-import { placementTableOf, refreshRow } from './placementTable.js';
+import { HOT_PENALTY, bestRankedCandidate, breaksTie, escapeRegExp } from './rankedCandidates.js';
 import type { GpuReservationTotals } from './reservationTotals.js';
 import { Exclusion, PlacementPolicy, Priority } from '../domain/slot.js';
 import type { GpuPreference, LedgerView, PlacementConfig, SlotChoice, SlotDecision, SlotRequest } from '../domain/slot.js';
 
 export { countUnreservedPods };
-
-/**
- * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
- * for a `high` pod every cool GPU that fits beats every hot one; for a `low` pod a hot GPU
- * only loses against cool GPUs of comparable packing (binpack may still fill it before
- * opening an idle GPU).
- */
-const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priority.High]: 10, [Priority.Low]: 0.5 });
 
 /**
  * Reads each GPU's reservation sums. From a ReservationLedger: its snapshots laid out by
@@ -46,10 +40,6 @@ function sumsReader(ledger: LedgerView, gpus: readonly GpuSample[], nowMs: numbe
 
 function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefined {
   return Object.hasOwn(inventory.nodes, node) ? inventory.nodes[node] : undefined;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function newTally(): ExclusionTally {
@@ -342,132 +332,20 @@ function choiceOf(best: GpuSample, totalMiB: number, winner: Winner, request: Sl
  * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
  * given, is added to each candidate's score (several replicas: own GPUs first).
  *
- * From a ReservationLedger, one pass over the inventory's placement table (placement/
- * placementTable.ts): the facts that do not depend on the pod are read from typed arrays, and
- * each GPU's committed memory, clients and thread sums are recomputed only when its ledger
- * snapshot changed since the previous pass. Same rules, same scores, same tie-break as the full
- * pass, so the same decision; when nothing fits, the full pass writes the refusal.
+ * From a ReservationLedger, the GPUs that fit this kind of pod are kept ranked between calls
+ * (placement/rankedCandidates.ts over the columns of placement/placementTable.ts): a call looks
+ * again only at the GPUs whose ledger snapshot changed since the previous one. Same rules, same
+ * scores, same tie-break as the full pass, so the same decision; when nothing fits, the full
+ * pass writes the refusal with its reasons.
  */
 export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
   if (!keepsTotals(ledger)) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
-  const gpus = inventory.gpus;
-  const table = placementTableOf(inventory);
-  const rows = table.rowsFor(config.observeAfterRunningSeconds * 1000);
-  const snapshots = ledger.snapshotsFor(gpus);
-  const { ruledOut, sampledAtMs, totalMiB, utilPercent, utilKnown } = table;
-  const rowSums = rows.sums;
-  const rowCommitted = rows.committedMiB;
-  const rowClients = rows.clients;
-  const rowThreads = rows.threadPercent;
-  const rowHighThreads = rows.highThreadPercent;
-  const rowNextExpiryMs = rows.nextExpiryMs;
-
-  const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
-  const wantedModel = request.gpuModel === null || request.gpuModel.trim() === '' ? null : request.gpuModel.trim();
-  const modelMatches = wantedModel === null ? null : table.modelMatches(wantedModel, new RegExp(escapeRegExp(wantedModel), 'i'), config.gpuModelNodeLabel);
-  const pinnedNode = request.pinnedNode;
-  const askedThreads = request.threadPercent === null ? null : clampAskedThreadPercent(request.threadPercent, config);
-  const policy = request.policy ?? config.policy;
-  const binpack = policy === PlacementPolicy.Binpack;
-  const uuidsIn = request.gpuUuidIn === undefined ? null : new Set(request.gpuUuidIn.map((u) => u.toLowerCase()));
-  const uuidsNotIn = request.gpuUuidNotIn === undefined || request.gpuUuidNotIn.length === 0 ? null : new Set(request.gpuUuidNotIn.map((u) => u.toLowerCase()));
-  const lowerCaseUuids = uuidsIn !== null || uuidsNotIn !== null ? table.lowerCaseUuids() : null;
-  const excludeHot = config.hotGpuAction === 'exclude';
-  const hotPenalty = HOT_PENALTY[request.priority];
-  const memoryMiB = request.memoryMiB;
-  const marginMiB = config.memorySafetyMarginMiB;
-  const maxClients = config.maxClientsPerGpu;
-  const maxThreadSum = config.maxThreadPercentSum;
-  const maxHighThreadSum = request.priority === Priority.High ? config.maxHighThreadPercentSum : Infinity;
-  const hotUtil = config.hotUtilPercent;
-  const minThreads = config.minThreadPercent;
-  const maxThreads = config.maxThreadPercent;
-  let shareOfTotalMiB = Number.NaN;
-  let share = 0;
-
-  let best = -1;
-  let bestScore = -Infinity;
-  let bestThreads = 0;
-  let preferred: ArrayLike<number> | null = null;
-
-  for (let i = 0; i < gpus.length; i++) {
-    if (ruledOut[i] !== 0) continue;
-    const sampledAt = sampledAtMs[i]!;
-    if (nowMs - sampledAt > maxAgeMs) continue;
-    if (pinnedNode !== null && gpus[i]!.node !== pinnedNode) continue;
-    if (lowerCaseUuids !== null) {
-      const uuid = lowerCaseUuids[i]!;
-      if ((uuidsIn !== null && !uuidsIn.has(uuid)) || (uuidsNotIn !== null && uuidsNotIn.has(uuid))) continue;
-    }
-    if (modelMatches !== null && modelMatches[i] === 0) continue;
-
-    const total = totalMiB[i]!;
-    // The row stands while the GPU's snapshot is the one it was computed from and no expiry is
-    // due (read from the row: no visit to the snapshot object for an unchanged GPU).
-    const snapshot = snapshots[i];
-    if (snapshot !== rowSums[i] || !(nowMs < rowNextExpiryMs[i]!)) {
-      const sums = snapshot === undefined || !(nowMs < snapshot.nextExpiryMs) ? ledger.totals(gpus[i]!.uuid, nowMs) : snapshot;
-      if (sums !== rowSums[i]) refreshRow(inventory, rows, i, sums);
-    }
-    const committed = rowCommitted[i]!;
-    if (total - committed - marginMiB < memoryMiB) continue;
-    if (rowClients[i]! >= maxClients) continue;
-
-    const threadSum = rowThreads[i]!;
-    const totalLeft = maxThreadSum - threadSum;
-    const highLeft = maxHighThreadSum - rowHighThreads[i]!;
-    const budgetLeft = highLeft < totalLeft ? highLeft : totalLeft;
-    // Utilisation as a plain number and a flag (a number-or-null local would box every value).
-    const utilIsKnown = utilKnown[i] !== 0;
-    const util = utilPercent[i]!;
-    let threads: number;
-    if (askedThreads !== null) {
-      threads = askedThreads;
-    } else {
-      if (total !== shareOfTotalMiB) {
-        shareOfTotalMiB = total;
-        share = memoryShare(memoryMiB, shareOfTotalMiB, maxThreadSum);
-      }
-      threads = deriveThreadPercent(share, utilIsKnown ? util : null, budgetLeft, minThreads, maxThreads);
-    }
-    if (threads > budgetLeft) continue;
-
-    const hot = utilIsKnown && util >= hotUtil;
-    if (hot && excludeHot) continue;
-
-    const memoryLoad = total > 0 ? committed / total : 1;
-    const computeLoad = threadSum / maxThreadSum;
-    const allocated = memoryLoad > computeLoad ? memoryLoad : computeLoad;
-    let score: number;
-    if (binpack) {
-      score = (rowClients[i]! > 0 ? 1 : 0) + allocated;
-    } else {
-      const busy = utilIsKnown ? util / 100 : 0;
-      score = -(allocated > busy ? allocated : busy);
-    }
-    if (hot) score -= hotPenalty;
-    if (preference !== null) score += (preferred ??= preference.scoresFor(gpus))[i] ?? 0;
-
-    if (best < 0 || score > bestScore || (score === bestScore && breaksTie(gpus[i]!, gpus[best]!))) {
-      best = i;
-      bestScore = score;
-      bestThreads = threads;
-    }
-  }
-
-  if (best < 0) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
-  const winner = gpus[best]!;
-  const total = totalMiB[best]!;
-  return choiceOf(
-    winner,
-    total,
-    { threads: bestThreads, roomMiB: total - rowCommitted[best]! - marginMiB, sums: rowSums[best]!, clients: rowClients[best]! },
-    request,
-    policy,
-    config,
-    nowMs,
-    gpus.length,
-  );
+  const ranked = bestRankedCandidate(inventory, ledger, request, config, nowMs, preference);
+  if (ranked === null) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
+  const winner = inventory.gpus[ranked.position]!;
+  const totalMiB = winner.memory?.totalMiB ?? 0;
+  const winnerFacts = { threads: ranked.threads, roomMiB: totalMiB - ranked.committedMiB - config.memorySafetyMarginMiB, sums: ranked.sums, clients: ranked.clients };
+  return choiceOf(winner, totalMiB, winnerFacts, request, request.policy ?? config.policy, config, nowMs, inventory.gpus.length);
 }
 
 /**
@@ -478,11 +356,4 @@ export function computeBudgetLeft(sums: Pick<GpuReservationTotals, 'threadPercen
   const totalLeft = config.maxThreadPercentSum - sums.threadPercent;
   if (priority !== Priority.High) return totalLeft;
   return Math.min(totalLeft, config.maxHighThreadPercentSum - sums.highThreadPercent);
-}
-
-/** Deterministic order among equal scores: node name, then GPU index, then UUID. */
-function breaksTie(candidate: GpuSample, incumbent: GpuSample): boolean {
-  if (candidate.node !== incumbent.node) return candidate.node < incumbent.node;
-  if (candidate.index !== incumbent.index) return candidate.index < incumbent.index;
-  return candidate.uuid < incumbent.uuid;
 }

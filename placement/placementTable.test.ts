@@ -39,7 +39,7 @@ const gpuSpecArb: fc.Arbitrary<GpuSpec> = fc.record({
   usedMiB: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0, 4 * GIB, 20 * GIB) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 * GIB }) }),
   util: fc.option(fc.oneof(fc.constantFrom(0, 50, 90), fc.integer({ min: 0, max: 100 })), { freq: 6 }),
   mig: fc.constantFrom(false, false, false, false, false, false, false, true),
-  ageS: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 50 }) }, { weight: 1, arbitrary: fc.integer({ min: 601, max: 1200 }) }),
+  ageS: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 80 }) }, { weight: 1, arbitrary: fc.integer({ min: 91, max: 1200 }) }),
   pods: fc.array(fc.nat({ max: 5 }), { maxLength: 3 }),
 });
 
@@ -78,7 +78,7 @@ const ledgerStepArb: fc.Arbitrary<LedgerStep> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('confirm' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('running' as const), pick: fc.nat(), agoS: fc.option(fc.integer({ min: 0, max: 900 }), { freq: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('wait' as const), seconds: fc.integer({ min: 1, max: 45 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('wait' as const), seconds: fc.integer({ min: 1, max: 20 }) }) },
   { weight: 3, arbitrary: fc.constant({ kind: 'choose' as const }) },
 );
 
@@ -112,11 +112,11 @@ const configArb: fc.Arbitrary<Partial<PlacementConfig>> = fc.record({
 });
 
 const caseArb = fc.record({
-  gpus: fc.array(fc.tuple(gpuSpecArb, fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 0, 79)), { minLength: 1, maxLength: 24 }),
+  gpus: fc.array(fc.tuple(gpuSpecArb, fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 0, 79)), { minLength: 1, maxLength: 40 }),
   nodes: fc.array(nodeArb, { minLength: NODES.length, maxLength: NODES.length }),
   config: configArb,
   preference: fc.constantFrom<'none' | 'shared' | 'contended'>('none', 'none', 'shared', 'contended'),
-  steps: fc.array(ledgerStepArb, { minLength: 1, maxLength: 40 }),
+  steps: fc.array(ledgerStepArb, { minLength: 1, maxLength: 60 }),
   requests: fc.array(requestArb, { minLength: 1, maxLength: 6 }),
 });
 
@@ -184,7 +184,7 @@ describe('chooseSlot (placement table) against the full pass', () => {
     fc.assert(
       fc.property(caseArb, (c) => {
         const inventory = inventoryOf(c.gpus, c.nodes);
-        const config: PlacementConfig = { ...defaultConfig().placement, maxMetricsAgeSeconds: 600, gpuModelNodeLabel: MODEL_LABEL, ...c.config };
+        const config: PlacementConfig = { ...defaultConfig().placement, maxMetricsAgeSeconds: 90, gpuModelNodeLabel: MODEL_LABEL, ...c.config };
         const contended = c.preference === 'contended' ? [inventory.gpus[0]!.uuid] : [];
         const preference = c.preference === 'none' ? null : replicaPreference({ self: 'replica-a', replicas: ['replica-b', 'replica-c'], contendedGpus: () => contended });
         let n = 0;
@@ -271,5 +271,60 @@ describe('chooseSlot (placement table) against the full pass', () => {
       expect(chooseSlot(inventory, ledger, request, config, NOW)).toEqual(chooseSlotByFullPass(inventory, ledger, request, config, NOW));
     }
     expect(chooseSlot(inventory, busy, request, config, NOW)).toMatchObject({ ok: true, gpuUuid: inventory.gpus[1]!.uuid });
+  });
+
+  const plainGpu = (node: number, usedMiB: number, ageS = 1): [GpuSpec, number] => [{ node, model: 0, totalMiB: 80 * GIB, usedMiB, util: 10, mig: false, ageS, pods: [] }, 0];
+  const plainRequest: SlotRequest = { podKey: 'ml/p', memoryMiB: 8 * GIB, threadPercent: null, priority: 'low', gpuModel: null, pinnedNode: null };
+
+  test('a pending reservation that falls due stops counting, though its GPU saw no change since the last call', () => {
+    const inventory = inventoryOf([plainGpu(0, 0), plainGpu(1, 0)], [null, null, null, null]);
+    const config = { ...defaultConfig().placement, maxMetricsAgeSeconds: 3600 };
+    const ledger = new ReservationLedger({ ttlMs: 30_000 });
+    const [a, b] = ['node-a', 'node-b'].map((node) => inventory.gpus.find((g) => g.node === node)!) as [GpuSample, GpuSample];
+    ledger.confirm(ledger.reserve({ podKey: 'ml/kept', node: b.node, gpuUuid: b.uuid, memoryMiB: 10 * GIB, threadPercent: 10, priority: 'low' }, NOW).id, NOW);
+    ledger.reserve({ podKey: 'ml/never-created', node: a.node, gpuUuid: a.uuid, memoryMiB: 20 * GIB, threadPercent: 10, priority: 'low' }, NOW);
+    // Binpack: the fuller GPU while the pending reservation counts, the other one once it has expired.
+    expect(chooseSlot(inventory, ledger, plainRequest, config, NOW)).toMatchObject({ ok: true, gpuUuid: a.uuid });
+    expect(chooseSlot(inventory, ledger, plainRequest, config, NOW + 30_000)).toMatchObject({ ok: true, gpuUuid: b.uuid });
+    expect(chooseSlot(inventory, ledger, plainRequest, config, NOW + 30_000)).toEqual(chooseSlotByFullPass(inventory, ledger, plainRequest, config, NOW + 30_000));
+  });
+
+  test('a clock that goes back sees GPUs fresh again', () => {
+    const inventory = inventoryOf([plainGpu(0, 0, 0), plainGpu(1, 30 * GIB, 50)], [null, null, null, null]);
+    const config = { ...defaultConfig().placement, maxMetricsAgeSeconds: 60 };
+    const ledger = new ReservationLedger({ ttlMs: 30_000 });
+    const [a, b] = ['node-a', 'node-b'].map((node) => inventory.gpus.find((g) => g.node === node)!) as [GpuSample, GpuSample];
+    expect(chooseSlot(inventory, ledger, plainRequest, config, NOW + 20_000)).toMatchObject({ ok: true, gpuUuid: a.uuid });
+    expect(chooseSlot(inventory, ledger, plainRequest, config, NOW)).toMatchObject({ ok: true, gpuUuid: b.uuid });
+  });
+
+  test('same decision on a larger fleet through many grants and releases (the ranking moves GPUs up and down)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 70 }), { minLength: 60, maxLength: 160 }),
+        fc.array(fc.tuple(fc.boolean(), fc.nat(), fc.integer({ min: 1, max: 24 })), { minLength: 20, maxLength: 120 }),
+        fc.constantFrom<'binpack' | 'spread'>('binpack', 'spread'),
+        (usedGiB, steps, policy) => {
+          const inventory = inventoryOf(
+            usedGiB.map((used, i) => plainGpu(i % NODES.length, used * GIB)),
+            [null, null, null, null],
+          );
+          const config = { ...defaultConfig().placement, maxMetricsAgeSeconds: 3600, policy };
+          const ledger = new ReservationLedger({ ttlMs: 600_000 });
+          const held: string[] = [];
+          for (const [grant, pick, memoryGiB] of steps) {
+            const request = { ...plainRequest, memoryMiB: memoryGiB * GIB };
+            const decision = chooseSlot(inventory, ledger, request, config, NOW);
+            expect(decision).toEqual(chooseSlotByFullPass(inventory, ledger, request, config, NOW));
+            if (grant && decision.ok) {
+              held.push(ledger.reserve({ podKey: `ml/p-${held.length}`, node: decision.node, gpuUuid: decision.gpuUuid, memoryMiB: decision.memoryLimitMiB, threadPercent: decision.threadPercent, priority: 'low' }, NOW).id);
+            } else if (held.length > 0) {
+              ledger.release(held.splice(pick % held.length, 1)[0]!);
+            }
+          }
+        },
+      ),
+      { seed: 1_130, numRuns: 60 },
+    );
   });
 });
