@@ -2,27 +2,25 @@
  * The placement engine: pick one MPS slot (node + GPU) for a pod from the GPU inventory and
  * the reservation ledger, or refuse with a reason a person can act on. Pure and synchronous.
  *
- * One pass over the GPUs, no sorting and (from a ReservationLedger) no per-GPU allocation: each GPU is either excluded
- * (first failing rule, counted) or scored, and the best score wins, ties broken by node name,
- * then GPU index, then UUID. Rules, score and thread formula: docs/adr/0002-placement.md.
+ * Each GPU is either excluded (first failing rule, counted) or scored, and the best score wins,
+ * ties broken by node name, then GPU index, then UUID. Rules, score and thread formula:
+ * docs/adr/0002-placement.md. chooseSlot keeps the fitting GPUs ranked between calls and looks
+ * again only at those whose reservations changed; chooseSlotByFullPass evaluates every GPU and
+ * counts the exclusions, for refusals (docs/adr/0010-serving-performance.md).
  */
-import type { GpuInventory, GpuPodRef, GpuSample, NodeState } from '../domain/inventory.js';
+import type { GpuInventory, GpuSample, NodeState } from '../domain/inventory.js';
 import { describeChoice, describeNoFit, describeNoMetrics } from './describeDecision.js';
 import type { ExclusionTally } from './describeDecision.js';
 import { clampAskedThreadPercent, deriveThreadPercent, explainThreadPercent, memoryShare } from './threadPercent.js';
 import { keepsTotals, sumReservations } from './reservationTotals.js';
 import { committedMiB } from './memoryAccounting.js';
+import { countUnreservedPods } from './unreservedPods.js';
+import { HOT_PENALTY, bestRankedCandidate, breaksTie, escapeRegExp } from './rankedCandidates.js';
 import type { GpuReservationTotals } from './reservationTotals.js';
 import { Exclusion, PlacementPolicy, Priority } from '../domain/slot.js';
-import type { GpuPreference, LedgerView, PlacementConfig, Reservation, SlotDecision, SlotRequest } from '../domain/slot.js';
+import type { GpuPreference, LedgerView, PlacementConfig, SlotChoice, SlotDecision, SlotRequest } from '../domain/slot.js';
 
-/**
- * Score taken off a hot GPU when hotGpuAction is 'deprioritise'. Scores lie in [-1, 2], so
- * for a `high` pod every cool GPU that fits beats every hot one; for a `low` pod a hot GPU
- * only loses against cool GPUs of comparable packing (binpack may still fill it before
- * opening an idle GPU).
- */
-const HOT_PENALTY: Readonly<Record<Priority, number>> = Object.freeze({ [Priority.High]: 10, [Priority.Low]: 0.5 });
+export { countUnreservedPods };
 
 /**
  * Reads each GPU's reservation sums. From a ReservationLedger: its snapshots laid out by
@@ -42,38 +40,6 @@ function sumsReader(ledger: LedgerView, gpus: readonly GpuSample[], nowMs: numbe
 
 function nodeStateOf(inventory: GpuInventory, node: string): NodeState | undefined {
   return Object.hasOwn(inventory.nodes, node) ? inventory.nodes[node] : undefined;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function podKeyIs(podKey: string, pod: GpuPodRef): boolean {
-  return (
-    podKey.length === pod.namespace.length + 1 + pod.pod.length &&
-    podKey.charCodeAt(pod.namespace.length) === 47 /* '/' */ &&
-    podKey.startsWith(pod.namespace) &&
-    podKey.endsWith(pod.pod)
-  );
-}
-
-/**
- * Pods the exporter maps to a GPU (device-plugin allocations, or processes the webhook did
- * not place) that hold no reservation on it: each distinct namespace/pod counts once.
- */
-export function countUnreservedPods(pods: readonly GpuPodRef[], reservations: readonly Reservation[]): number {
-  let count = 0;
-  outer: for (let i = 0; i < pods.length; i++) {
-    const pod = pods[i];
-    if (pod === undefined) continue;
-    for (let j = 0; j < i; j++) {
-      const earlier = pods[j];
-      if (earlier !== undefined && earlier.namespace === pod.namespace && earlier.pod === pod.pod) continue outer;
-    }
-    for (const r of reservations) if (podKeyIs(r.podKey, pod)) continue outer;
-    count++;
-  }
-  return count;
 }
 
 function newTally(): ExclusionTally {
@@ -108,11 +74,11 @@ function newTally(): ExclusionTally {
 }
 
 /**
- * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
- * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
- * given, is added to each candidate's score (several replicas: own GPUs first).
+ * The full pass: every GPU either excluded (first failing rule, counted) or scored. It is the
+ * reference chooseSlot's table pass must agree with, and the path of every refusal (the
+ * counts and the nearest misses make its reason).
  */
-export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
+export function chooseSlotByFullPass(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
   const gpus = inventory.gpus;
   const maxAgeMs = config.maxMetricsAgeSeconds * 1000;
   const readSums = sumsReader(ledger, gpus, nowMs);
@@ -311,33 +277,7 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   }
 
   if (best !== null && bestSums !== null && best.memory !== null) {
-    const budgetLeft = computeBudgetLeft(bestSums, request.priority, config);
-    const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, best.memory.totalMiB, best.utilPercent, budgetLeft, config);
-    return {
-      ok: true,
-      node: best.node,
-      gpuUuid: best.uuid,
-      gpuIndex: best.index,
-      gpuModel: best.model,
-      threadPercent: bestThreads,
-      memoryLimitMiB: request.memoryMiB,
-      priority: request.priority,
-      metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
-      considered: gpus.length,
-      reason: describeChoice({
-        policy,
-        gpu: best,
-        roomMiB: bestRoomMiB,
-        reservations: bestSums.clients,
-        otherPods: bestClients - bestSums.clients,
-        threadPercent: bestThreads,
-        askedThreadPercent: request.threadPercent,
-        basis,
-        budgetLeft,
-        memoryMiB: request.memoryMiB,
-        config,
-      }),
-    };
+    return choiceOf(best, best.memory.totalMiB, { threads: bestThreads, roomMiB: bestRoomMiB, sums: bestSums, clients: bestClients }, request, policy, config, nowMs, gpus.length);
   }
 
   const excluded: Partial<Record<Exclusion, number>> = {};
@@ -349,6 +289,65 @@ export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request:
   return { ok: false, code: 'no-fit', reason: describeNoFit(inventory, request, wantedModel, config, tally), considered: gpus.length, excluded };
 }
 
+/** What the winning GPU offered: its grant, room and clients as the pass computed them. */
+interface Winner {
+  threads: number;
+  roomMiB: number;
+  sums: GpuReservationTotals;
+  clients: number;
+}
+
+function choiceOf(best: GpuSample, totalMiB: number, winner: Winner, request: SlotRequest, policy: PlacementPolicy, config: PlacementConfig, nowMs: number, considered: number): SlotChoice {
+  const budgetLeft = computeBudgetLeft(winner.sums, request.priority, config);
+  const basis = explainThreadPercent(request.threadPercent, request.memoryMiB, totalMiB, best.utilPercent, budgetLeft, config);
+  return {
+    ok: true,
+    node: best.node,
+    gpuUuid: best.uuid,
+    gpuIndex: best.index,
+    gpuModel: best.model,
+    threadPercent: winner.threads,
+    memoryLimitMiB: request.memoryMiB,
+    priority: request.priority,
+    metricsAgeSeconds: Math.max(0, Math.floor((nowMs - best.sampledAtMs) / 1000)),
+    considered,
+    reason: describeChoice({
+      policy,
+      gpu: best,
+      roomMiB: winner.roomMiB,
+      reservations: winner.sums.clients,
+      otherPods: winner.clients - winner.sums.clients,
+      threadPercent: winner.threads,
+      askedThreadPercent: request.threadPercent,
+      basis,
+      budgetLeft,
+      memoryMiB: request.memoryMiB,
+      config,
+    }),
+  };
+}
+
+/**
+ * Choose a slot for one pod, or refuse with a reason. Reads the ledger, never writes it: use
+ * reserveSlot to hold the chosen capacity in the same synchronous step. A preference, when
+ * given, is added to each candidate's score (several replicas: own GPUs first).
+ *
+ * From a ReservationLedger, the GPUs that fit this kind of pod are kept ranked between calls
+ * (placement/rankedCandidates.ts over the columns of placement/placementTable.ts): a call looks
+ * again only at the GPUs whose ledger snapshot changed since the previous one. Same rules, same
+ * scores, same tie-break as the full pass, so the same decision; when nothing fits, the full
+ * pass writes the refusal with its reasons.
+ */
+export function chooseSlot(inventory: GpuInventory, ledger: LedgerView, request: SlotRequest, config: PlacementConfig, nowMs: number, preference: GpuPreference | null = null): SlotDecision {
+  if (!keepsTotals(ledger)) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
+  const ranked = bestRankedCandidate(inventory, ledger, request, config, nowMs, preference);
+  if (ranked === null) return chooseSlotByFullPass(inventory, ledger, request, config, nowMs, preference);
+  const winner = inventory.gpus[ranked.position]!;
+  const totalMiB = winner.memory?.totalMiB ?? 0;
+  const winnerFacts = { threads: ranked.threads, roomMiB: totalMiB - ranked.committedMiB - config.memorySafetyMarginMiB, sums: ranked.sums, clients: ranked.clients };
+  return choiceOf(winner, totalMiB, winnerFacts, request, request.policy ?? config.policy, config, nowMs, inventory.gpus.length);
+}
+
 /**
  * Compute budget left on a GPU for a pod of this priority: the total budget, and for a `high`
  * pod also the high-priority budget. Compute that `low` pods hold is never taken back.
@@ -357,11 +356,4 @@ export function computeBudgetLeft(sums: Pick<GpuReservationTotals, 'threadPercen
   const totalLeft = config.maxThreadPercentSum - sums.threadPercent;
   if (priority !== Priority.High) return totalLeft;
   return Math.min(totalLeft, config.maxHighThreadPercentSum - sums.highThreadPercent);
-}
-
-/** Deterministic order among equal scores: node name, then GPU index, then UUID. */
-function breaksTie(candidate: GpuSample, incumbent: GpuSample): boolean {
-  if (candidate.node !== incumbent.node) return candidate.node < incumbent.node;
-  if (candidate.index !== incumbent.index) return candidate.index < incumbent.index;
-  return candidate.uuid < incumbent.uuid;
 }

@@ -1,5 +1,6 @@
 import { HttpError } from './httpErrors.js';
-import { allowWithPatch, decodeAdmissionReview, deny, encodeAdmission, isPodCreate } from './admissionReview.js';
+import fc from 'fast-check';
+import { admissionReviewJson, allowUnchanged, allowWithPatch, decodeAdmissionReview, deny, encodeAdmission, isPodCreate } from './admissionReview.js';
 
 const review = (over: Record<string, unknown> = {}, request: Record<string, unknown> = {}): Record<string, unknown> => ({
   apiVersion: 'admission.k8s.io/v1',
@@ -93,4 +94,28 @@ test('refusals carry a status code and the message', () => {
     allowed: true,
     warnings: ['let through'],
   });
+});
+
+test('the answer text is exactly JSON.stringify of the answer, whatever the uid, patch and warnings', () => {
+  const tricky = fc.constantFrom('"patch":""', '\\"patch\\":\\"\\"', '","patch":"', '\u2028', 'ü');
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), tricky);
+  const value = fc.jsonValue({ maxDepth: 3 });
+  fc.assert(
+    fc.property(
+      fc.constantFrom('admission.k8s.io/v1', 'admission.k8s.io/v1beta1'),
+      text,
+      fc.array(fc.record({ op: fc.constantFrom('add', 'replace', 'remove'), path: text, value }), { maxLength: 5 }),
+      fc.array(text, { maxLength: 3 }),
+      (apiVersion, uid, patch, warnings) => {
+        for (const review of [
+          allowWithPatch(apiVersion as 'admission.k8s.io/v1', uid, patch as never, warnings),
+          allowUnchanged(apiVersion as 'admission.k8s.io/v1', uid, warnings),
+          deny(apiVersion as 'admission.k8s.io/v1', uid, 403, warnings[0] ?? uid, 'Forbidden'),
+        ]) {
+          expect(admissionReviewJson(review)).toBe(JSON.stringify(review));
+        }
+      },
+    ),
+    { seed: 16, numRuns: 500 },
+  );
 });

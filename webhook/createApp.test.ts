@@ -149,3 +149,13 @@ test('metrics count requests by outcome and decisions by reason', async () => {
   expect(text).toMatch(/mps_injector_reservations\{state="pending"\} 1/);
   expect(text).toMatch(/mps_injector_metrics_gpus 1/);
 });
+
+test('an admission answer is JSON in UTF-8 with its exact length, as res.json wrote it', async () => {
+  const res = await post(review('uid-ünïcode'));
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+  const bytes = Buffer.from(await res.arrayBuffer());
+  expect(Number(res.headers.get('content-length'))).toBe(bytes.length);
+  const body = JSON.parse(bytes.toString('utf8')) as { apiVersion: string; kind: string; response: { uid: string; allowed: boolean } };
+  expect(body).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'uid-ünïcode', allowed: true } });
+});
