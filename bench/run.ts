@@ -33,6 +33,7 @@ import { benchIngestion, printRows } from './ingestion.js';
 import { largePodCosts } from './hugeReviews.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { summariseProfile } from './summariseProfile.js';
+import { writeReadmeSection } from './readmeSection.js';
 import { LARGE_POD_KINDS, largePod, smallPod } from './largePods.js';
 import type { CpuProfile } from './summariseProfile.js';
 
@@ -447,17 +448,12 @@ async function profileWebhook(setup: BenchSetup, seconds: number): Promise<void>
   console.log(`${title}\nwrote bench/profile.md (top 15 self-time frames) and bench/webhook.cpuprofile`);
 }
 
-const README_BEGIN = '<!-- bench:table:begin (written by npm run bench -- --write-readme) -->';
-const README_END = '<!-- bench:table:end -->';
+/** The README's benchmark table. */
+const README_SECTION = { name: 'bench:table', writtenBy: 'npm run bench -- --write-readme' } as const;
 
 /** Replace the marked section of README.md with the table of this run. */
 async function writeReadme(table: string): Promise<void> {
-  const file = path.join(repoRoot, 'README.md');
-  const text = await readFile(file, 'utf8');
-  const begin = text.indexOf(README_BEGIN);
-  const end = text.indexOf(README_END);
-  if (begin < 0 || end < begin) throw new Error(`README.md has no section between "${README_BEGIN}" and "${README_END}"; add both markers where the table goes`);
-  await writeFile(file, `${text.slice(0, begin + README_BEGIN.length)}\n${table}${text.slice(end)}`);
+  await writeReadmeSection(path.join(repoRoot, 'README.md'), README_SECTION, table);
   console.log('rewrote the benchmark table in README.md');
 }
 
