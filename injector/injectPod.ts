@@ -137,21 +137,31 @@ export function mpsEnv(choice: SlotChoice, config: Config['injection']): { name:
   return env;
 }
 
-/** Set each variable: replace every entry of that name in place (warning when its value differs), else append. */
+/**
+ * Set each variable: replace every entry of that name in place (warning when its value differs),
+ * else append. One pass over the container's env, however long it is; the warnings come in the
+ * order of the variables set.
+ */
 function setEnv(container: Container, wanted: { name: string; value: string }[], warnings: string[]): void {
   const env: EnvVar[] = (container.env ??= []);
+  const valueOf = new Map(wanted.map(({ name, value }) => [name, value]));
+  const replaced = new Map<string, string[]>();
+  for (let i = 0; i < env.length; i++) {
+    const entry = env[i]!;
+    const value = valueOf.get(entry.name);
+    if (value === undefined) continue;
+    const said = replaced.get(entry.name) ?? [];
+    replaced.set(entry.name, said);
+    if (entry.value === value && entry.valueFrom === undefined) continue;
+    said.push(
+      `container "${container.name}": env ${entry.name} was ${describeEnvValue(entry)}, replaced by "${value}" (mps-injector sets it from the GPU reservation; remove it from the pod spec to silence this warning)`,
+    );
+    env[i] = { name: entry.name, value };
+  }
   for (const { name, value } of wanted) {
-    let found = false;
-    env.forEach((entry, i) => {
-      if (entry.name !== name) return;
-      found = true;
-      if (entry.value === value && entry.valueFrom === undefined) return;
-      warnings.push(
-        `container "${container.name}": env ${name} was ${describeEnvValue(entry)}, replaced by "${value}" (mps-injector sets it from the GPU reservation; remove it from the pod spec to silence this warning)`,
-      );
-      env[i] = { name, value };
-    });
-    if (!found) env.push({ name, value });
+    const said = replaced.get(name);
+    if (said === undefined) env.push({ name, value });
+    else warnings.push(...said);
   }
 }
 

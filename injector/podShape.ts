@@ -47,28 +47,39 @@ const required =
     else if (typeof value !== type || (type === 'number' && !Number.isFinite(value))) problems.push(`${showPath(path)} must be ${what}, not ${kindOf(value)}`);
   };
 
+/** Checks made by `optional`: an absent field passes them without a call. */
+const optionalChecks = new WeakSet<Check>();
+
 /** Absent or null, or else what `check` accepts. */
-const optional =
-  (check: Check): Check =>
-  (value, path, problems) => {
+const optional = (check: Check): Check => {
+  const optionalCheck: Check = (value, path, problems) => {
     if (value !== undefined && value !== null) check(value, path, problems);
   };
+  optionalChecks.add(optionalCheck);
+  return optionalCheck;
+};
 
-const object =
-  (fields: Record<string, Check>): Check =>
-  (value, path, problems) => {
+const object = (fields: Record<string, Check>): Check => {
+  // Field names and checks as arrays: this runs once per env var of every container.
+  const keys = Object.keys(fields);
+  const checks = keys.map((key) => fields[key]!);
+  return (value, path, problems) => {
     if (!isPlainObject(value)) {
       problems.push(`${showPath(path)} must be an object, not ${kindOf(value)}`);
       return;
     }
-    for (const key in fields) {
+    for (let k = 0; k < keys.length; k++) {
       if (problems.length >= MAX_PROBLEMS) return;
+      const key = keys[k]!;
       const field = Object.hasOwn(value, key) ? value[key] : undefined;
+      // Absent fields of optional checks are the common case: skip the call and the path step.
+      if (field === undefined && optionalChecks.has(checks[k]!)) continue;
       path.push(key);
-      fields[key]!(field, path, problems);
+      checks[k]!(field, path, problems);
       path.pop();
     }
   };
+};
 
 const listOf =
   (item: Check): Check =>
@@ -105,9 +116,29 @@ const name = required('string', 'a string');
 const stringMap = optional(mapOf(required('string', 'a string')));
 const anyMap = optional(mapOf(anything));
 
+const envVarShape = object({ name, value: text, valueFrom: anyMap });
+const isOptionalString = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
+
+/**
+ * One env var. Pods carry thousands, so the well-formed case is checked inline; anything else
+ * goes through the general check, which accepts exactly what this accepts and words the problem.
+ */
+const envVar: Check = (value, path, problems) => {
+  if (
+    isPlainObject(value) &&
+    Object.hasOwn(value, 'name') &&
+    typeof value.name === 'string' &&
+    isOptionalString(value.value) &&
+    (value.valueFrom === undefined || value.valueFrom === null || isPlainObject(value.valueFrom))
+  ) {
+    return;
+  }
+  envVarShape(value, path, problems);
+};
+
 const container = object({
   name,
-  env: optional(listOf(object({ name, value: text, valueFrom: anyMap }))),
+  env: optional(listOf(envVar)),
   volumeMounts: optional(listOf(object({ name, mountPath: required('string', 'a string') }))),
   resources: optional(object({ requests: anyMap, limits: anyMap })),
 });
