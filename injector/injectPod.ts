@@ -145,9 +145,12 @@ export function mpsEnv(choice: SlotChoice, config: Config['injection']): { name:
 function setEnv(container: Container, wanted: { name: string; value: string }[], warnings: string[]): void {
   const env: EnvVar[] = (container.env ??= []);
   const valueOf = new Map(wanted.map(({ name, value }) => [name, value]));
+  // The first characters of the names set: most of a long env is ruled out without hashing its name.
+  const firstChars = new Set(wanted.map(({ name }) => name.charCodeAt(0)));
   const replaced = new Map<string, string[]>();
   for (let i = 0; i < env.length; i++) {
     const entry = env[i]!;
+    if (!firstChars.has(entry.name.charCodeAt(0))) continue;
     const value = valueOf.get(entry.name);
     if (value === undefined) continue;
     const said = replaced.get(entry.name) ?? [];
