@@ -10,7 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +33,7 @@ import { createWebhookApp } from '../webhook/createApp.js';
 import { ReviewScreenPool } from '../webhook/reviewScreenPool.js';
 import { createWebhookMetrics } from '../webhook/webhookMetrics.js';
 import { syntheticGpus } from './syntheticCluster.js';
+import { benchReview } from './benchReview.js';
 import { randomKeyRing } from '../domain/decisionRecord.js';
 
 /** Decisions sealed in this process only. */
@@ -279,16 +280,7 @@ async function servedBystanders(work: string, server: Record<string, unknown>, s
   try {
     const watched = watchWebhook(child);
     const port = await watched.port;
-    const review = JSON.parse((await readFile(path.join(repoRoot, 'e2e/testdata/v1-pod-create-kubectl.json.txt'), 'utf8')).split('\n').slice(1).join('\n')) as {
-      request: { name?: string; object: { metadata: { name?: string; generateName?: string; annotations: Record<string, string> } } };
-    };
-    // A ReplicaSet-style pod (generateName) asking for a small share: every admission places a new pod.
-    delete review.request.name;
-    delete review.request.object.metadata.name;
-    review.request.object.metadata.generateName = 'echo-pod-';
-    review.request.object.metadata.annotations['mps-injector.io/gpu-memory'] = '512Mi';
-    review.request.object.metadata.annotations['mps-injector.io/gpu-percent'] = '1';
-    const body = JSON.stringify(review);
+    const { body } = await benchReview(repoRoot);
     // Warm-up, untimed and as long as a run (a shorter one leaves the first run slower): JIT, heap, and the worker threads (started by the first large body).
     await postLarge(port, largePodReview('warm-up', 20_000));
     await autocannon({ url: `https://127.0.0.1:${port}/mutate`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 16, duration: seconds, ...(rate === undefined ? {} : { overallRate: rate }) });

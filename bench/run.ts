@@ -34,6 +34,7 @@ import { largePodCosts } from './hugeReviews.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { summariseProfile } from './summariseProfile.js';
 import { writeReadmeSection } from './readmeSection.js';
+import { benchReview } from './benchReview.js';
 import { LARGE_POD_KINDS, largePod, smallPod } from './largePods.js';
 import type { CpuProfile } from './summariseProfile.js';
 
@@ -200,16 +201,7 @@ async function benchSetup(work: string): Promise<BenchSetup> {
       reservations: { ttlSeconds: 10 },
     }),
   );
-  const review = JSON.parse((await readFile(path.join(repoRoot, 'e2e/testdata/v1-pod-create-kubectl.json.txt'), 'utf8')).split('\n').slice(1).join('\n')) as {
-    request: { name?: string; object: { metadata: { name?: string; generateName?: string; annotations: Record<string, string> } } };
-  };
-  // A ReplicaSet-style pod (generateName): every admission is a new pod, as in a rollout.
-  delete review.request.name;
-  delete review.request.object.metadata.name;
-  review.request.object.metadata.generateName = 'echo-pod-';
-  review.request.object.metadata.annotations['mps-injector.io/gpu-memory'] = '512Mi';
-  review.request.object.metadata.annotations['mps-injector.io/gpu-percent'] = '1';
-  const body = JSON.stringify(review);
+  const { review, body } = await benchReview(repoRoot);
   // The same review as an UPDATE: the webhook answers it allowed and unchanged without placing anything,
   // so its cost is the webhook's HTTP edge alone (TLS, express, body parsing, encoding, logging, metrics).
   const skippedBody = JSON.stringify({ ...review, request: { ...review.request, operation: 'UPDATE' } });
