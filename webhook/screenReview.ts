@@ -68,7 +68,8 @@ export function screenReview(body: Uint8Array, config: Config): ReviewScreening 
   const head = { ...review, object: undefined };
   if (!isPodCreate(review)) return { kind: 'answered', review: head, screened: null };
   const pod = podOf(review);
-  if (podShapeProblem(pod) === null && claimsDecision(pod)) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
+  // claimsDecision reads any value safely; the shape is checked only for pods that claim one (screenPod checks it for the rest).
+  if (claimsDecision(pod) && podShapeProblem(pod) === null) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
   const screening = screenPod({ pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun }, { config, keys: NO_KEYS });
   if (screening.kind === 'place') return { kind: 'event-loop', reason: 'the pod needs a placement' };
   return { kind: 'answered', review: head, screened: { podName: podNameForLog(pod), admission: screening.admission } };
