@@ -8,7 +8,9 @@
 import type { ReservationStore } from '../reservations/reservationStore.js';
 import { CommitOutcome } from '../reservations/reservationStore.js';
 import type { AdmitContext, AdmitRequest, PodAdmission } from './admitPod.js';
-import { AdmissionOutcome, admitPod } from './admitPod.js';
+import { AdmissionOutcome, admitPod, releasePlacement } from './admitPod.js';
+import type { Reservation } from '../domain/slot.js';
+import type { ReservationLedger } from '../reservations/ledger.js';
 
 export interface CommitOptions {
   store: ReservationStore;
@@ -22,45 +24,63 @@ export interface CommittedAdmission {
   attempts: number;
 }
 
+/** One commit of a held reservation: recorded, lost to another writer (choose again), or refused. */
+export type CommitStep = { kind: 'committed' } | { kind: 'conflict' } | { kind: 'refused'; admission: PodAdmission };
+
+/**
+ * Commit a placement's reservation through the store. Committed: the reservations it replaced
+ * are released there too. On a conflict or a failure the placement is given back to the ledger;
+ * on a conflict the ledger is refreshed from the durable state, so the next choice sees the
+ * capacity the other writer took.
+ */
+export async function commitPlacement(
+  ledger: ReservationLedger,
+  placed: { reservation: Reservation; superseded?: Reservation[]; choice: { gpuIndex: number } },
+  opts: Pick<CommitOptions, 'store' | 'signal'>,
+): Promise<CommitStep> {
+  const { reservation } = placed;
+  const superseded = placed.superseded ?? [];
+  let outcome: CommitOutcome;
+  try {
+    outcome = await opts.store.commit(reservation, opts.signal);
+  } catch (err) {
+    releasePlacement(ledger, { reservation, superseded });
+    return {
+      kind: 'refused',
+      admission: {
+        outcome: AdmissionOutcome.Refused,
+        reason: 'commit-failed',
+        message: `mps-injector could not record the reservation for ${reservation.podKey} on ${reservation.node} GPU ${placed.choice.gpuIndex}: ${(err as Error).message}. Nothing was granted; retry the pod once the API server is reachable.`,
+      },
+    };
+  }
+  if (outcome === CommitOutcome.Committed) {
+    // The earlier admission of this pod name no longer holds capacity anywhere.
+    for (const old of superseded) await opts.store.release(old, opts.signal).catch(() => undefined);
+    return { kind: 'committed' };
+  }
+  releasePlacement(ledger, { reservation, superseded });
+  await opts.store.refresh(opts.signal);
+  return { kind: 'conflict' };
+}
+
 export async function admitAndCommit(req: AdmitRequest, context: () => AdmitContext, opts: CommitOptions): Promise<CommittedAdmission> {
   for (let attempt = 1; attempt <= opts.maxAttempts; attempt++) {
     const ctx = context();
     const admission = admitPod(req, ctx);
     if (admission.outcome !== AdmissionOutcome.Mutated || admission.reservation === null) return { admission, attempts: attempt };
-
-    const reservation = admission.reservation;
-    let outcome: CommitOutcome;
-    try {
-      outcome = await opts.store.commit(reservation, opts.signal);
-    } catch (err) {
-      ctx.ledger.release(reservation.id);
-      for (const old of admission.superseded ?? []) ctx.ledger.restore(old);
-      return {
-        admission: {
-          outcome: AdmissionOutcome.Refused,
-          reason: 'commit-failed',
-          message: `mps-injector could not record the reservation for ${reservation.podKey} on ${reservation.node} GPU ${admission.choice.gpuIndex}: ${(err as Error).message}. Nothing was granted; retry the pod once the API server is reachable.`,
-        },
-        attempts: attempt,
-      };
-    }
-    const superseded = admission.superseded ?? [];
-    if (outcome === CommitOutcome.Committed) {
-      // The earlier admission of this pod name no longer holds capacity anywhere.
-      for (const old of superseded) await opts.store.release(old, opts.signal).catch(() => undefined);
-      return { admission, attempts: attempt };
-    }
-
-    ctx.ledger.release(reservation.id);
-    for (const old of superseded) ctx.ledger.restore(old);
-    await opts.store.refresh(opts.signal);
+    const step = await commitPlacement(ctx.ledger, { ...admission, reservation: admission.reservation }, opts);
+    if (step.kind === 'committed') return { admission, attempts: attempt };
+    if (step.kind === 'refused') return { admission: step.admission, attempts: attempt };
   }
+  return { admission: contentionRefusal(opts.maxAttempts), attempts: opts.maxAttempts };
+}
+
+/** The refusal after `attempts` commits all lost to other writers. */
+export function contentionRefusal(attempts: number): PodAdmission {
   return {
-    admission: {
-      outcome: AdmissionOutcome.Refused,
-      reason: 'contention',
-      message: `mps-injector could not commit a reservation after ${opts.maxAttempts} attempts: other replicas kept taking the same GPU capacity at the same moment. Retry the pod; if this persists, raise cluster.maxCommitAttempts.`,
-    },
-    attempts: opts.maxAttempts,
+    outcome: AdmissionOutcome.Refused,
+    reason: 'contention',
+    message: `mps-injector could not commit a reservation after ${attempts} attempts: other replicas kept taking the same GPU capacity at the same moment. Retry the pod; if this persists, raise cluster.maxCommitAttempts.`,
   };
 }

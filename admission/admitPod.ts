@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { GpuInventory } from '../domain/inventory.js';
 import type { ReservationLedger } from '../reservations/ledger.js';
 import { reserveSlot } from '../reservations/reserveSlot.js';
-import type { GpuPreference, Reservation, SlotChoice } from '../domain/slot.js';
+import type { GpuPreference, Reservation, SlotChoice, SlotRequest } from '../domain/slot.js';
 import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
@@ -19,7 +19,7 @@ import { podShapeProblem } from '../injector/podShape.js';
 import { InvalidPodError, readSlotRequest } from '../injector/readSlotRequest.js';
 import type { PodIntent, RecordedDecision } from '../injector/readSlotRequest.js';
 import { DRY_RUN_RESERVATION, RECORD_ANNOTATIONS, podIdentityOf, sealDecision } from '../domain/decisionRecord.js';
-import type { DecisionKeyRing } from '../domain/decisionRecord.js';
+import type { DecisionKeyRing, PodIdentity } from '../domain/decisionRecord.js';
 import { Label } from '../domain/names.js';
 import { ReservationState } from '../domain/slot.js';
 
@@ -73,7 +73,7 @@ export interface AdmitContext {
 
 export { DRY_RUN_RESERVATION };
 
-const invalid = (message: string): PodAdmission => ({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message });
+export const refusedAsInvalid = (message: string): PodAdmission => ({ outcome: AdmissionOutcome.Refused, reason: 'invalid-pod', message });
 
 /**
  * The steps of admitPod before anything is placed: the pod's shape, what it asks for, MPS
@@ -94,12 +94,12 @@ export function screenPod(req: AdmitRequest, ctx: Pick<AdmitContext, 'config' | 
   const { config } = ctx;
   const answered = (admission: PodAdmission): PodScreening => ({ kind: 'answered', admission });
   const shapeProblem = podShapeProblem(req.pod);
-  if (shapeProblem !== null) return answered(invalid(`mps-injector: ${shapeProblem}`));
+  if (shapeProblem !== null) return answered(refusedAsInvalid(`mps-injector: ${shapeProblem}`));
   let intent: PodIntent;
   try {
     intent = readSlotRequest(req.pod, { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
   } catch (err) {
-    if (err instanceof InvalidPodError) return answered(invalid(err.message));
+    if (err instanceof InvalidPodError) return answered(refusedAsInvalid(err.message));
     throw err;
   }
 
@@ -111,7 +111,7 @@ export function screenPod(req: AdmitRequest, ctx: Pick<AdmitContext, 'config' | 
   if (intent.kind === 'skip') return answered({ outcome: AdmissionOutcome.Skipped, reason: intent.reason });
 
   const tooMany = gpuContainerLimitProblem(selected, config.injection.maxGpuContainers);
-  if (tooMany !== null) return answered(invalid(tooMany));
+  if (tooMany !== null) return answered(refusedAsInvalid(tooMany));
   return { kind: 'place', intent, access: { pod: access.pod, warnings: access.warnings } };
 }
 
@@ -128,24 +128,15 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     const { choice, reservationId, containers, issuedAtMs } = intent.recorded;
     const replay = replayedDecision(intent.recorded, ctx);
     if (replay === null) {
-      const injected = injectPod(pod, choice, reservationId, containers, config.injection);
-      const tooLarge = annotationLimitProblem(req.pod, injected.pod);
-      if (tooLarge !== null) return invalid(tooLarge);
-      return {
-        outcome: AdmissionOutcome.Mutated,
-        patch: buildPatch(req.pod, injected.pod),
-        mutated: injected.pod,
-        warnings: withAccessWarnings(access.warnings, injected.warnings),
-        choice,
-        reservation: null,
-        reinjected: true,
-      };
+      const injected = injectPlacement(req.pod, access, { choice, reservationId, containers, seal: undefined }, config);
+      if (!injected.ok) return refusedAsInvalid(injected.message);
+      return { outcome: AdmissionOutcome.Mutated, patch: injected.patch, mutated: injected.mutated, warnings: injected.warnings, choice, reservation: null, reinjected: true };
     }
     warnings.push(`mps-injector placed this pod afresh: its sealed decision (reservation ${reservationId}, issued ${new Date(issuedAtMs).toISOString()}) ${replay}`);
     try {
       intent = readSlotRequest(withoutRecord(pod), { namespace: req.namespace, requestUid: req.requestUid, config, keys: ctx.keys });
     } catch (err) {
-      if (err instanceof InvalidPodError) return invalid(err.message);
+      if (err instanceof InvalidPodError) return refusedAsInvalid(err.message);
       throw err;
     }
     if (intent.kind !== 'place') return { outcome: AdmissionOutcome.Skipped, reason: intent.kind === 'skip' ? intent.reason : 'already injected' };
@@ -153,17 +144,61 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     warnings.push(`mps-injector ignored the decision this pod claimed and placed it afresh, replacing those annotations: ${intent.forged}. Only the webhook records decisions; remove them from the pod template.`);
   }
 
-  const { decision, reservation, superseded } = reserveSlot(ctx.inventory, ctx.ledger, intent.request, config.placement, ctx.nowMs, { dryRun: req.dryRun, preference: ctx.preference ?? null });
+  const placement = placePod({ identity: podIdentityOf(req.pod, req.namespace), dryRun: req.dryRun, request: intent.request, containers: intent.containers }, ctx);
+  if (!placement.ok) return placement.admission;
+  const { placed } = placement;
+  const injected = injectPlacement(req.pod, access, placed, config);
+  if (!injected.ok) {
+    // Refused after the choice (the annotations record it): give the capacity back at once.
+    releasePlacement(ctx.ledger, placed);
+    return refusedAsInvalid(injected.message);
+  }
+  return mutatedAdmission(placed, injected.patch, injected.mutated, [...warnings, ...injected.warnings]);
+}
+
+/** A slot chosen and held for a pod, sealed, before anything is injected. */
+export interface PlacedSlot {
+  choice: SlotChoice;
+  /** Null on a dry run: nothing is held. */
+  reservation: Reservation | null;
+  /** Pending reservations of an earlier admission of the same named pod that this one replaced. */
+  superseded: Reservation[];
+  /** The reservation's id, or the dry-run marker. */
+  reservationId: string;
+  /** The seal annotation's value; absent on a dry run. */
+  seal: string | undefined;
+  containers: string[];
+}
+
+/** What placement needs of a screened pod: who it is and what it asks for. */
+export interface PlacementRequest {
+  identity: PodIdentity;
+  dryRun: boolean;
+  request: SlotRequest;
+  containers: string[];
+}
+
+/**
+ * The step of admitPod that needs the inventory, the ledger and the keys: choose and reserve a
+ * slot (or refuse, as the failure policy says), and seal the decision. The webhook runs it on
+ * the event loop, which owns the ledger, for a pod screened on a worker thread.
+ */
+export function placePod(req: PlacementRequest, ctx: AdmitContext): { ok: true; placed: PlacedSlot } | { ok: false; admission: PodAdmission } {
+  const { config } = ctx;
+  const { decision, reservation, superseded } = reserveSlot(ctx.inventory, ctx.ledger, req.request, config.placement, ctx.nowMs, { dryRun: req.dryRun, preference: ctx.preference ?? null });
   if (!decision.ok) {
     const policy = decision.code === 'no-metrics' ? config.failure.onNoMetrics : config.failure.onNoFit;
     if (policy === 'allow') {
       return {
-        outcome: AdmissionOutcome.AllowedUnmutated,
-        reason: decision.code,
-        warning: `mps-injector did not place this pod and let it through without MPS (failure policy "allow"): ${decision.reason}`,
+        ok: false,
+        admission: {
+          outcome: AdmissionOutcome.AllowedUnmutated,
+          reason: decision.code,
+          warning: `mps-injector did not place this pod and let it through without MPS (failure policy "allow"): ${decision.reason}`,
+        },
       };
     }
-    return { outcome: AdmissionOutcome.Refused, reason: decision.code, message: `mps-injector: ${decision.reason}` };
+    return { ok: false, admission: { outcome: AdmissionOutcome.Refused, reason: decision.code, message: `mps-injector: ${decision.reason}` } };
   }
 
   const reservationId = reservation?.id ?? DRY_RUN_RESERVATION;
@@ -172,7 +207,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
       ? undefined
       : sealDecision(
           {
-            pod: podIdentityOf(req.pod, req.namespace),
+            pod: req.identity,
             reservationId,
             node: decision.node,
             gpuUuid: decision.gpuUuid,
@@ -181,29 +216,43 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
             threadCeilingPercent: decision.threadCeilingPercent,
             memoryLimitMiB: decision.memoryLimitMiB,
             priority: decision.priority,
-            containers: intent.containers,
+            containers: req.containers,
             issuedAtMs: ctx.nowMs,
           },
           ctx.keys,
         );
-  const injected = injectPod(pod, decision, reservationId, intent.containers, config.injection, seal);
-  const tooLarge = annotationLimitProblem(req.pod, injected.pod);
-  if (tooLarge !== null) {
-    // Refused after the choice (the annotations record it): give the capacity back at once.
-    if (reservation !== null) ctx.ledger.release(reservation.id);
-    for (const old of superseded) ctx.ledger.restore(old);
-    return invalid(tooLarge);
-  }
-  return {
-    outcome: AdmissionOutcome.Mutated,
-    patch: buildPatch(req.pod, injected.pod),
-    mutated: injected.pod,
-    warnings: [...warnings, ...withAccessWarnings(access.warnings, injected.warnings)],
-    choice: decision,
-    reservation,
-    reinjected: false,
-    superseded,
-  };
+  return { ok: true, placed: { choice: decision, reservation, superseded, reservationId, seal, containers: req.containers } };
+}
+
+/** Give back what a placement holds: its reservation, and the earlier ones it replaced. */
+export function releasePlacement(ledger: ReservationLedger, placed: Pick<PlacedSlot, 'reservation' | 'superseded'>): void {
+  if (placed.reservation !== null) ledger.release(placed.reservation.id);
+  for (const old of placed.superseded) ledger.restore(old);
+}
+
+export type InjectedPlacement = { ok: true; patch: Operation[]; mutated: Pod; warnings: string[] } | { ok: false; message: string };
+
+/**
+ * The step of admitPod after the slot is held: inject it, check the API server's annotation
+ * limit, and diff. Pure and independent of the ledger, so a worker thread can run it on the pod
+ * it screened. `original` is the pod as sent; `access` the pod after the MPS access check and
+ * its warnings (screenPod). A refusal here must release the placement (releasePlacement).
+ */
+export function injectPlacement(
+  original: Pod,
+  access: { pod: Pod; warnings: readonly string[] },
+  placed: Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>,
+  config: Pick<Config, 'injection'>,
+): InjectedPlacement {
+  const injected = injectPod(access.pod, placed.choice, placed.reservationId, placed.containers, config.injection, placed.seal);
+  const tooLarge = annotationLimitProblem(original, injected.pod);
+  if (tooLarge !== null) return { ok: false, message: tooLarge };
+  return { ok: true, patch: buildPatch(original, injected.pod), mutated: injected.pod, warnings: withAccessWarnings(access.warnings, injected.warnings) };
+}
+
+/** The admission of a placed pod: its patch, its warnings, and what it holds. */
+export function mutatedAdmission(placed: PlacedSlot, patch: Operation[], mutated: Pod, warnings: string[]): PodAdmission {
+  return { outcome: AdmissionOutcome.Mutated, patch, mutated, warnings, choice: placed.choice, reservation: placed.reservation, reinjected: false, superseded: placed.superseded };
 }
 
 /**
