@@ -16,6 +16,8 @@ export interface CommitOptions {
   store: ReservationStore;
   maxAttempts: number;
   signal: AbortSignal;
+  /** The number of this first attempt: above 1 when earlier ones were made elsewhere and lost. Default 1. */
+  firstAttempt?: number;
 }
 
 export interface CommittedAdmission {
@@ -65,7 +67,7 @@ export async function commitPlacement(
 }
 
 export async function admitAndCommit(req: AdmitRequest, context: () => AdmitContext, opts: CommitOptions): Promise<CommittedAdmission> {
-  for (let attempt = 1; attempt <= opts.maxAttempts; attempt++) {
+  for (let attempt = opts.firstAttempt ?? 1; attempt <= opts.maxAttempts; attempt++) {
     const ctx = context();
     const admission = admitPod(req, ctx);
     if (admission.outcome !== AdmissionOutcome.Mutated || admission.reservation === null) return { admission, attempts: attempt };

@@ -36,9 +36,12 @@ export const configSchema = z
         tlsCiphers: z.string().min(1).default(DEFAULT_TLS_CIPHERS),
         /** AdmissionReview bodies above this are answered 413. */
         maxBodyBytes: z.number().int().positive().default(3 * 1024 * 1024),
-        /** AdmissionReview bodies above this are parsed and screened off the event loop, on a worker thread (ADR 0015). */
-        offloadBodyBytes: z.number().int().min(0).default(256 * 1024),
-        /** Worker threads that parse and screen large bodies; 0: every body is parsed on the event loop. */
+        /**
+         * AdmissionReview bodies above this are parsed, screened and injected off the event loop, on a worker
+         * thread (ADR 0015, ADR 0010); the event loop only places them. 0: every body.
+         */
+        offloadBodyBytes: z.number().int().min(0).default(0),
+        /** Worker threads that parse, screen and inject; 0: every body is handled on the event loop. */
         offloadWorkers: z.number().int().min(0).max(16).default(2),
         /** Deadline for answering one admission, including the reservation commit; keep it below the webhook's timeoutSeconds. */
         admissionTimeoutMs: z.number().int().positive().default(4000),

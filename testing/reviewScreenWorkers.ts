@@ -12,10 +12,20 @@ import type { ScreenWorkerData } from '../webhook/reviewScreenPool.js';
 const tsxApi = pathToFileURL(path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
 const workerEntry = new URL('../webhook/reviewScreenWorker.ts', import.meta.url).href;
 
-/** The worker of webhook/reviewScreenWorker.ts, compiled on the fly by tsx inside the worker. */
-export function sourceScreenWorker(workerData: ScreenWorkerData): Worker {
-  const code = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(workerEntry)}); });`;
+/** The worker of webhook/reviewScreenWorker.ts, compiled on the fly by tsx inside the worker; `after` runs once it has loaded. */
+function realWorker(workerData: ScreenWorkerData, after = ''): Worker {
+  const code = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(workerEntry)}); }).then(() => { ${after} });`;
   return new Worker(code, { eval: true, workerData });
+}
+
+export function sourceScreenWorker(workerData: ScreenWorkerData): Worker {
+  return realWorker(workerData);
+}
+
+/** The real worker, except that the thread exits instead of answering an injection. */
+export function crashingOnInject(workerData: ScreenWorkerData): Worker {
+  const exitBeforeInjecting = "const port = require('node:worker_threads').parentPort; const post = port.postMessage.bind(port); port.postMessage = (reply) => ('injected' in reply ? process.exit(9) : post(reply));";
+  return realWorker(workerData, exitBeforeInjecting);
 }
 
 /** How a broken worker fails on the first body it is sent. */

@@ -92,13 +92,28 @@ export function allowUnchanged(apiVersion: AdmissionApiVersion, uid: string, war
   return review(apiVersion, { uid, allowed: true, ...(warnings.length > 0 ? { warnings } : {}) });
 }
 
+/** A JSON patch as the answer carries it (base64 of its JSON text), and how many operations it holds. */
+export interface EncodedPatch {
+  base64: string;
+  ops: number;
+}
+
+/** Encode a patch for the answer; a worker thread can do it and hand the text over. */
+export function encodePatch(patch: Operation[]): EncodedPatch {
+  return { base64: Buffer.from(JSON.stringify(patch)).toString('base64'), ops: patch.length };
+}
+
 export function allowWithPatch(apiVersion: AdmissionApiVersion, uid: string, patch: Operation[], warnings: string[]): AdmissionReviewResponse {
-  if (patch.length === 0) return allowUnchanged(apiVersion, uid, warnings);
+  return allowWithEncodedPatch(apiVersion, uid, encodePatch(patch), warnings);
+}
+
+export function allowWithEncodedPatch(apiVersion: AdmissionApiVersion, uid: string, patch: EncodedPatch, warnings: string[]): AdmissionReviewResponse {
+  if (patch.ops === 0) return allowUnchanged(apiVersion, uid, warnings);
   return review(apiVersion, {
     uid,
     allowed: true,
     patchType: 'JSONPatch',
-    patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+    patch: patch.base64,
     ...(warnings.length > 0 ? { warnings } : {}),
   });
 }

@@ -7,18 +7,21 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { AdmitContext, PodAdmission } from '../admission/admitPod.js';
-import { admitAndCommit } from '../admission/admitAndCommit.js';
+import { AdmissionOutcome, placePod, refusedAsInvalid, releasePlacement } from '../admission/admitPod.js';
+import { admitAndCommit, commitPlacement } from '../admission/admitAndCommit.js';
+import type { CommitStep } from '../admission/admitAndCommit.js';
+import type { Reservation, SlotChoice } from '../domain/slot.js';
 import type { Config } from '../config/schema.js';
 import type { ReservationStore } from '../reservations/reservationStore.js';
 import { admissionDeadline } from './admissionDeadline.js';
-import type { AdmissionRequestView, AdmissionReviewResponse } from './admissionReview.js';
-import { admissionReviewJson, allowUnchanged, decodeAdmissionReview, deny, encodeAdmission, isPodCreate, podOf } from './admissionReview.js';
+import type { AdmissionRequestView, AdmissionReviewResponse, EncodedPatch } from './admissionReview.js';
+import { admissionReviewJson, allowUnchanged, allowWithEncodedPatch, decodeAdmissionReview, deny, encodeAdmission, encodePatch, isPodCreate, podOf } from './admissionReview.js';
 import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
 import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
-import type { ReviewScreenPool } from './reviewScreenPool.js';
+import type { HeldPodHandle, ReviewScreenPool } from './reviewScreenPool.js';
 import { podNameForLog } from './screenReview.js';
-import type { ScreenedPod } from './screenReview.js';
+import type { ReviewScreening, ScreenedPod } from './screenReview.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
 export interface WebhookAppDeps {
@@ -110,8 +113,8 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
       done();
     };
 
-    const answer = (review: AdmissionRequestView, screened: ScreenedPod | null): void => {
-      answerReview(review, deps, screened)
+    const answer = (review: AdmissionRequestView, admitted: () => Promise<Answer>): void => {
+      admitted()
         .then(({ response, outcome, log }) => {
           logger.info({ uid: review.uid, namespace: review.namespace, dryRun: review.dryRun, outcome, ...log }, `admission ${outcome}`);
           finish(outcome, 200, response);
@@ -131,7 +134,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
         next(err);
         return;
       }
-      answer(review, null);
+      answer(review, () => answerReview(review, deps, null));
     };
 
     const pool = deps.reviewScreens;
@@ -141,16 +144,19 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     }
     const raw = req.body;
     void pool.screen(raw).then((pooled) => {
-      if (!pooled.ok) logger.warn({ reason: pooled.reason, bodyBytes: raw.length }, 'large AdmissionReview parsed on the event loop: its worker thread did not answer');
+      if (!pooled.ok) logger.warn({ reason: pooled.reason, bodyBytes: raw.length }, 'AdmissionReview parsed on the event loop: its worker thread did not answer');
       const screening = pooled.ok ? pooled.screening : null;
       if (screening?.kind === 'answered') {
-        answer(screening.review, screening.screened);
+        answer(screening.review, () => answerReview(screening.review, deps, screening.screened));
+      } else if (screening?.kind === 'place' && pooled.ok && pooled.held !== undefined) {
+        const held = pooled.held;
+        answer(screening.review, () => answerPlaced(screening, held, raw, deps, pool));
       } else if (screening?.kind === 'bad-json' || screening?.kind === 'bad-review') {
         // The same errors, and so the same answers, as for a body parsed here: reading it again would fail the same way.
         done();
         next(screening.kind === 'bad-review' ? new HttpError(screening.status, screening.message) : new JsonBodyError(screening.message));
       } else {
-        // A pod to place (or one whose decision record needs the keys), or no answer from the worker.
+        // A pod whose decision record needs the keys, or no answer from the worker.
         decodeAndAnswer(() => parseJsonBody(raw));
       }
     }, next);
@@ -195,20 +201,14 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps, 
     return { response: allowUnchanged(review.apiVersion, review.uid), outcome: 'skipped', log: { skip: `${review.kind.kind} ${review.operation} is not a Pod CREATE` } };
   }
   const { admission, attempts, podName } = screened === null ? await placeAndCommit(review, deps) : { ...screened, attempts: 1 };
+  return admissionAnswer(review, deps, admission, attempts, podName);
+}
+
+/** The answer, log fields and counters for an admission. */
+function admissionAnswer(review: AdmissionRequestView, deps: WebhookAppDeps, admission: PodAdmission, attempts: number, podName: string): Answer {
+  if (admission.outcome === 'mutated') return mutatedAnswer(review, deps, { ...admission, patch: encodePatch(admission.patch) }, attempts, podName);
   const log: Record<string, unknown> = { pod: podName, attempts };
-  if (admission.outcome === 'mutated') {
-    if (!admission.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });
-    Object.assign(log, {
-      node: admission.choice.node,
-      gpu: admission.choice.gpuIndex,
-      threadPercent: admission.choice.threadPercent,
-      memoryLimitMiB: admission.choice.memoryLimitMiB,
-      reservation: admission.reservation?.id ?? null,
-      reinjected: admission.reinjected,
-      patchOps: admission.patch.length,
-      decision: admission.choice.reason,
-    });
-  } else if (admission.outcome === 'refused') {
+  if (admission.outcome === 'refused') {
     deps.metrics.decisions.inc({ result: 'refused', reason: admission.reason });
     Object.assign(log, { reason: admission.reason, message: admission.message });
   } else if (admission.outcome === 'allowed-unmutated') {
@@ -220,7 +220,76 @@ async function answerReview(review: AdmissionRequestView, deps: WebhookAppDeps, 
   return { response: encodeAdmission(review.apiVersion, review.uid, admission), outcome: outcomeOf(admission), log };
 }
 
-async function placeAndCommit(review: AdmissionRequestView, deps: WebhookAppDeps): Promise<{ admission: PodAdmission; attempts: number; podName: string }> {
+/** A mutated pod's answer, whether its patch was encoded here or on the worker thread that injected it. */
+function mutatedAnswer(
+  review: AdmissionRequestView,
+  deps: WebhookAppDeps,
+  mutated: { choice: SlotChoice; reservation: Reservation | null; reinjected: boolean; patch: EncodedPatch; warnings: string[] },
+  attempts: number,
+  podName: string,
+): Answer {
+  if (!mutated.reinjected) deps.metrics.decisions.inc({ result: 'granted', reason: deps.config.placement.policy });
+  const log = {
+    pod: podName,
+    attempts,
+    node: mutated.choice.node,
+    gpu: mutated.choice.gpuIndex,
+    threadPercent: mutated.choice.threadPercent,
+    memoryLimitMiB: mutated.choice.memoryLimitMiB,
+    reservation: mutated.reservation?.id ?? null,
+    reinjected: mutated.reinjected,
+    patchOps: mutated.patch.ops,
+    decision: mutated.choice.reason,
+  };
+  return { response: allowWithEncodedPatch(review.apiVersion, review.uid, mutated.patch, mutated.warnings), outcome: AdmissionOutcome.Mutated, log };
+}
+
+/**
+ * A pod a worker thread screened for placement: placed here (the ledger is the event loop's),
+ * injected and diffed on that worker, then committed here. The same steps, answers and logs as
+ * admitAndCommit; a worker that fails to inject gives the placement back and the pod is placed
+ * here from the start, and a commit lost to another writer is placed again here.
+ */
+async function answerPlaced(screening: Extract<ReviewScreening, { kind: 'place' }>, held: HeldPodHandle, raw: Buffer, deps: WebhookAppDeps, pool: ReviewScreenPool): Promise<Answer> {
+  const { review, podName } = screening;
+  const ctx = deps.admitContext();
+  const placement = placePod(screening.placement, ctx);
+  if (!placement.ok) {
+    pool.forget(held);
+    return admissionAnswer(review, deps, placement.admission, 1, podName);
+  }
+  const { placed } = placement;
+  const injected = await pool.inject(held, { choice: placed.choice, reservationId: placed.reservationId, containers: placed.containers, seal: placed.seal });
+  if (!injected.ok) {
+    releasePlacement(ctx.ledger, placed);
+    deps.logger.warn({ uid: review.uid, reason: injected.reason, bodyBytes: raw.length }, 'pod placed on the event loop: the worker thread that screened it did not inject it');
+    return answerReview(decodeAdmissionReview(parseJsonBody(raw)), deps, null);
+  }
+  if (!injected.injected.ok) {
+    // Refused after the choice (the annotations record it): give the capacity back at once.
+    releasePlacement(ctx.ledger, placed);
+    return admissionAnswer(review, deps, refusedAsInvalid(injected.injected.message), 1, podName);
+  }
+  if (placed.reservation !== null) {
+    const deadline = admissionDeadline(deps.config.server.admissionTimeoutMs);
+    let step: CommitStep;
+    try {
+      step = await commitPlacement(ctx.ledger, { reservation: placed.reservation, superseded: placed.superseded, choice: placed.choice }, { store: deps.store, signal: deadline.signal });
+    } finally {
+      deadline.clear();
+    }
+    if (step.kind === 'refused') return admissionAnswer(review, deps, step.admission, 1, podName);
+    if (step.kind === 'conflict') {
+      // Lost to another writer: the next attempts are placed here, as admitAndCommit makes them.
+      const full = decodeAdmissionReview(parseJsonBody(raw));
+      const retried = await placeAndCommit(full, deps, 2);
+      return admissionAnswer(full, deps, retried.admission, retried.attempts, retried.podName);
+    }
+  }
+  return mutatedAnswer(review, deps, { choice: placed.choice, reservation: placed.reservation, reinjected: false, patch: injected.injected.patch, warnings: injected.injected.warnings }, 1, podName);
+}
+
+async function placeAndCommit(review: AdmissionRequestView, deps: WebhookAppDeps, firstAttempt = 1): Promise<{ admission: PodAdmission; attempts: number; podName: string }> {
   const pod = podOf(review);
   const deadline = admissionDeadline(deps.config.server.admissionTimeoutMs);
   let committed;
@@ -228,7 +297,7 @@ async function placeAndCommit(review: AdmissionRequestView, deps: WebhookAppDeps
     committed = await admitAndCommit(
       { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun },
       deps.admitContext,
-      { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: deadline.signal },
+      { store: deps.store, maxAttempts: deps.config.cluster.maxCommitAttempts, signal: deadline.signal, firstAttempt },
     );
   } finally {
     deadline.clear();

@@ -16,10 +16,10 @@ import { loadCapturedReview } from '../e2e/support/reviews.js';
 import { fuzzCase } from '../e2e/fuzz/fuzzCases.js';
 import { largePodReview } from '../bench/hugeReviews.js';
 import { ReservationLedger } from '../reservations/ledger.js';
-import { LocalReservationStore } from '../reservations/reservationStore.js';
+import { CommitOutcome, LocalReservationStore } from '../reservations/reservationStore.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { h100 } from '../testing/gpuSamples.js';
-import { BrokenWorker, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
+import { BrokenWorker, crashingOnInject, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
 import { sealedPod } from '../testing/sealedPods.js';
 import { createWebhookApp } from './createApp.js';
 import { ReviewScreenPool } from './reviewScreenPool.js';
@@ -38,11 +38,22 @@ interface Webhook {
   logs: Record<string, unknown>[];
   metrics: WebhookMetrics;
   pool: ReviewScreenPool | undefined;
+  ledger: ReservationLedger;
   close(): Promise<void>;
 }
 
+/** A store that loses the first commit to another writer, as a second replica would make it. */
+class ConflictOnceStore extends LocalReservationStore {
+  conflicts = 0;
+  override async commit(): Promise<CommitOutcome> {
+    if (this.conflicts > 0) return CommitOutcome.Committed;
+    this.conflicts += 1;
+    return CommitOutcome.Conflict;
+  }
+}
+
 /** The webhook on one H100, decisions reproducible (fixed clock and keys, counted reservation ids). `screens`: worker threads for bodies above offloadBodyBytes. */
-async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; offloadBodyBytes?: number; timeoutMs?: number } | null): Promise<Webhook> {
+async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; offloadBodyBytes?: number; timeoutMs?: number } | null, store = new LocalReservationStore()): Promise<Webhook> {
   const config = buildConfig({ server: { maxBodyBytes: MAX_BODY_BYTES, offloadBodyBytes: screens?.offloadBodyBytes ?? 256 * 1024 } });
   const inventory: GpuInventory = { gpus: [h100('a', 0, NOW)], nodes: {}, source: 'test', fetchedAtMs: NOW, skippedLines: 0, problems: [] };
   let ids = 0;
@@ -66,7 +77,7 @@ async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; off
     config,
     logger: pino({ level: 'info' }, sink),
     metrics,
-    store: new LocalReservationStore(),
+    store,
     admitContext: (): AdmitContext => ({ config, inventory, ledger, nowMs: NOW, keys: TEST_KEY_RING }),
     readiness: () => ({ ready: true, reason: '' }),
     draining: () => false,
@@ -90,6 +101,7 @@ async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; off
     logs,
     metrics,
     pool,
+    ledger,
     close: async () => {
       await pool?.close();
       server.closeAllConnections();
@@ -146,8 +158,8 @@ function namedCases(): [string, Buffer, string?][] {
 
 describe('large AdmissionReviews on worker threads', () => {
   const open: Webhook[] = [];
-  const start = async (screens: Parameters<typeof webhook>[0]): Promise<Webhook> => {
-    const w = await webhook(screens);
+  const start = async (screens: Parameters<typeof webhook>[0], store?: LocalReservationStore): Promise<Webhook> => {
+    const w = await webhook(screens, store);
     open.push(w);
     return w;
   };
@@ -169,9 +181,36 @@ describe('large AdmissionReviews on worker threads', () => {
     expect(offloaded.logs).toEqual(here.logs);
     expect((await offloaded.metrics.requests.get()).values).toEqual((await here.metrics.requests.get()).values);
     expect((await offloaded.metrics.decisions.get()).values).toEqual((await here.metrics.decisions.get()).values);
-    // The cases did reach the worker thread, and it answered them.
+    // The cases did reach the worker thread, and it answered them: placed pods were injected there.
     expect(offloaded.pool!.workers()).toBe(1);
+    expect(offloaded.pool!.tasks().inject).toBeGreaterThanOrEqual(5);
     expect(offloaded.logs.filter((l) => String(l.msg).includes('worker thread'))).toEqual([]);
+  });
+
+  it('a commit lost to another writer is placed again on the event loop, as admitAndCommit places it', async () => {
+    const here = await start(null, new ConflictOnceStore());
+    const offloaded = await start({ spawn: sourceScreenWorker, offloadBodyBytes: 0 }, new ConflictOnceStore());
+    const body = captured(kubectl);
+    const expected = await here.post(body);
+    expect(await offloaded.post(body)).toEqual(expected);
+    expect(offloaded.logs).toEqual(here.logs);
+    expect(offloaded.logs).toEqual([expect.objectContaining({ outcome: 'mutated', attempts: 2, reservation: 'r-2' })]);
+    expect((await offloaded.metrics.commitConflicts.get()).values).toEqual((await here.metrics.commitConflicts.get()).values);
+    expect(offloaded.ledger.size(NOW)).toBe(1);
+    expect(offloaded.pool!.tasks().inject).toBe(1);
+  });
+
+  it('a worker that ends before injecting a pod costs no capacity: the placement is given back and the pod placed on the event loop', async () => {
+    const w = await start({ spawn: crashingOnInject, offloadBodyBytes: 0 });
+    const answer = await w.post(captured(kubectl));
+    expect(answer).toMatchObject({ status: 200, body: { response: { allowed: true, patchType: 'JSONPatch' } } });
+    expect(w.logs).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringContaining('did not inject it'), reason: expect.stringMatching(/exited \(code 9\)/) }),
+      expect.objectContaining({ outcome: 'mutated', attempts: 1, reservation: 'r-2' }),
+    ]);
+    // The first reservation (r-1, made before the worker ended) was released: one pod, one reservation.
+    expect(w.ledger.size(NOW)).toBe(1);
+    expect(w.ledger.get('r-1')).toBeNull();
   });
 
   it('a review of 20,000 containers holds the event loop for a fraction of what screening it takes', async () => {

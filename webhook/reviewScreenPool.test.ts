@@ -45,7 +45,7 @@ describe('ReviewScreenPool', () => {
     const running = pool.screen(update);
     const queued = pool.screen(update);
     const refused = await pool.screen(update);
-    expect(!refused.ok && refused.reason).toMatch(/1 large bodies already wait/);
+    expect(!refused.ok && refused.reason).toMatch(/1 AdmissionReviews already wait for a worker thread/);
     await pool.close();
     for (const r of await Promise.all([running, queued])) expect(r.ok).toBe(false);
   });

@@ -1,27 +1,44 @@
 /**
- * A small pool of worker threads that parse and screen large AdmissionReview bodies
- * (screenReview.ts), so a body of megabytes never holds the event loop for the time JSON.parse
- * takes. A body is shared with the worker (SharedArrayBuffer), not copied per message, and stays
- * readable here: when a worker fails, the caller screens the body on the event loop instead.
+ * A small pool of worker threads that take AdmissionReview bodies off the event loop: each is
+ * parsed and screened there (screenReview.ts), so a body of megabytes never holds the event loop
+ * for the time JSON.parse takes, and a pod that needs a placement is injected and diffed there
+ * once the event loop has placed it (ADR 0015, ADR 0010). A body is shared with the worker
+ * (SharedArrayBuffer), not copied per message, and stays readable here: when a worker fails, the
+ * caller answers the body on the event loop instead.
  *
- * Never rejects: a full queue, a worker that crashes or exits, a body not answered within the
- * deadline (its worker is ended and replaced) or a closed pool all resolve to a reason.
+ * A worker takes several tasks at once and answers them in order. A pod screened for placement
+ * stays on the worker that screened it (`HeldPod`) until `inject` or `forget`.
+ *
+ * Never rejects: a full queue, a worker that crashes or exits, a task not answered within the
+ * deadline (its worker is ended and replaced, and every task it held fails) or a closed pool all
+ * resolve to a reason.
  */
 import { Worker } from 'node:worker_threads';
+import type { PlacedSlot } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
-import { admissionDeadline } from './admissionDeadline.js';
+import type { EncodedPatch } from './admissionReview.js';
 import type { ReviewScreening } from './screenReview.js';
 
-/** One body for a worker. */
-export interface ScreenTask {
-  id: number;
-  body: SharedArrayBuffer;
+/** What the worker needs of a placement to inject it. */
+export type PlacementToInject = Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>;
+
+/** One task for a worker. */
+export type PoolTask = { kind: 'screen'; id: number; body: SharedArrayBuffer } | { kind: 'inject'; id: number; placed: PlacementToInject } | { kind: 'forget'; id: number };
+
+/** A held pod injected: its patch encoded for the answer and its warnings, or why the API server would refuse it. */
+export type InjectedAnswer = { ok: true; patch: EncodedPatch; warnings: string[] } | { ok: false; message: string };
+
+/** A worker's answer: the screening, the injection, or why the task threw. */
+export type ScreenReply = { id: number; screening: ReviewScreening } | { id: number; injected: InjectedAnswer } | { id: number; error: string };
+
+/** Where a pod screened for placement is held: pass it to inject or forget. */
+export interface HeldPodHandle {
+  readonly slot: object;
+  readonly id: number;
 }
 
-/** A worker's answer: the screening, or why screening threw. */
-export type ScreenReply = { id: number; screening: ReviewScreening } | { id: number; error: string };
-
-export type PooledScreening = { ok: true; screening: ReviewScreening } | { ok: false; reason: string };
+export type PooledScreening = { ok: true; screening: ReviewScreening; held?: HeldPodHandle } | { ok: false; reason: string };
+export type PooledInjection = { ok: true; injected: InjectedAnswer } | { ok: false; reason: string };
 
 export interface ScreenWorkerData {
   config: Config;
@@ -31,74 +48,102 @@ export interface ReviewScreenPoolOptions {
   config: Config;
   /** Worker threads at most; started when first needed. */
   size: number;
-  /** Bodies that may wait for a worker; beyond it, a body is not queued (the caller screens it on the event loop). */
+  /** Tasks that may wait behind another on a busy worker; beyond it, a body is not queued (the caller answers it on the event loop). */
   queueLimit: number;
-  /** How long one body may take, waiting included; a worker still on it then is ended and replaced. */
+  /** How long one task may take, waiting included; a worker still on it then is ended and replaced. */
   timeoutMs: number;
   /** Starts one worker. Default: reviewScreenWorker.js beside this module. */
   spawn?: (workerData: ScreenWorkerData) => Worker;
 }
 
 interface Pending {
-  id: number;
-  body: SharedArrayBuffer;
-  settle: (result: PooledScreening) => void;
+  startedMs: number;
+  settle: (reply: ScreenReply | { failed: string }) => void;
 }
 
 interface Slot {
   worker: Worker;
-  task: Pending | null;
+  /** Tasks sent and not yet answered, oldest first (a worker answers in order). */
+  pending: Map<number, Pending>;
   /** Why the worker failed, from its 'error' event, for the reason given when it exits. */
   failure: string | null;
+  /** Ended: its held pods are gone. */
+  retired: boolean;
 }
 
 const spawnBuilt = (workerData: ScreenWorkerData): Worker => new Worker(new URL('./reviewScreenWorker.js', import.meta.url), { workerData });
 
 export class ReviewScreenPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: Pending[] = [];
   /** Workers ended for missing their deadline, until they have exited. */
   private readonly ending = new Set<Promise<number>>();
   private nextId = 1;
   private closed = false;
+  private readonly sent = { screen: 0, inject: 0 };
   private readonly spawn: (workerData: ScreenWorkerData) => Worker;
+  /** One timer checks every worker's oldest task, instead of a timer per task. */
+  private readonly watchdog: NodeJS.Timeout;
 
   constructor(private readonly opts: ReviewScreenPoolOptions) {
     this.spawn = opts.spawn ?? spawnBuilt;
+    this.watchdog = setInterval(() => this.expireLate(), Math.max(10, Math.floor(opts.timeoutMs / 8)));
+    this.watchdog.unref();
+  }
+
+  /** Start the workers now rather than on the first body, so the first admissions do not wait for them. */
+  prestart(): void {
+    while (!this.closed && this.slots.length < this.opts.size) this.start();
   }
 
   /** Screen `body` on a worker thread. The bytes are copied once into memory shared with the worker. */
   screen(body: Uint8Array): Promise<PooledScreening> {
     if (this.closed) return Promise.resolve({ ok: false, reason: 'the worker pool is shut down' });
-    if (this.queue.length >= this.opts.queueLimit) {
-      return Promise.resolve({ ok: false, reason: `${this.queue.length} large bodies already wait for a worker thread (the queue's limit)` });
+    const slot = this.pick();
+    if (slot === null) {
+      const waiting = this.waiting();
+      return Promise.resolve({ ok: false, reason: `${waiting} AdmissionReviews already wait for a worker thread (the queue's limit)` });
     }
     const shared = new SharedArrayBuffer(body.byteLength);
     new Uint8Array(shared).set(body);
-    return new Promise((resolve) => {
-      const deadline = admissionDeadline(this.opts.timeoutMs);
-      let settled = false;
-      const task: Pending = {
-        id: this.nextId++,
-        body: shared,
-        settle: (result) => {
-          if (settled) return;
-          settled = true;
-          deadline.clear();
-          resolve(result);
-        },
-      };
-      deadline.signal.addEventListener('abort', () => this.expire(task), { once: true });
-      this.queue.push(task);
-      this.dispatch();
+    const id = this.nextId++;
+    return this.send(slot, { kind: 'screen', id, body: shared }).then((reply) => {
+      if ('failed' in reply) return { ok: false, reason: reply.failed };
+      if ('error' in reply) return { ok: false, reason: `the worker thread failed: ${reply.error}` };
+      if (!('screening' in reply)) return { ok: false, reason: 'the worker thread answered a screening with something else' };
+      return reply.screening.kind === 'place' ? { ok: true, screening: reply.screening, held: { slot, id } } : { ok: true, screening: reply.screening };
     });
   }
 
-  /** End every worker; bodies waiting or being screened resolve with a reason. */
+  /** Inject a held pod on the worker that holds it; the pod is no longer held afterwards. */
+  inject(handle: HeldPodHandle, placed: PlacementToInject): Promise<PooledInjection> {
+    const slot = handle.slot as Slot;
+    if (this.closed || slot.retired) return Promise.resolve({ ok: false, reason: 'the worker thread that screened the pod has ended' });
+    return this.send(slot, { kind: 'inject', id: handle.id, placed }).then((reply) => {
+      if ('failed' in reply) return { ok: false, reason: reply.failed };
+      if ('error' in reply) return { ok: false, reason: `the worker thread failed: ${reply.error}` };
+      if (!('injected' in reply)) return { ok: false, reason: 'the worker thread answered an injection with something else' };
+      return { ok: true, injected: reply.injected };
+    });
+  }
+
+  /** The held pod is not needed (placement refused it): drop it on its worker. */
+  forget(handle: HeldPodHandle): void {
+    const slot = handle.slot as Slot;
+    if (!slot.retired) slot.worker.postMessage({ kind: 'forget', id: handle.id } satisfies PoolTask);
+  }
+
+  /** End every worker; tasks waiting or running resolve with a reason. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const task of this.queue.splice(0)) task.settle({ ok: false, reason: 'the worker pool is shut down' });
-    await Promise.all([...this.slots.map((slot) => slot.worker.terminate()), ...this.ending]);
+    clearInterval(this.watchdog);
+    const slots = [...this.slots];
+    for (const slot of slots) this.fail(slot, 'the worker pool is shut down');
+    await Promise.all([...slots.map((slot) => slot.worker.terminate()), ...this.ending]);
+  }
+
+  /** Tasks sent to workers so far, by kind. */
+  tasks(): Readonly<Record<'screen' | 'inject', number>> {
+    return { ...this.sent };
   }
 
   /** Worker threads running now. */
@@ -106,31 +151,39 @@ export class ReviewScreenPool {
     return this.slots.length;
   }
 
-  private dispatch(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      let slot = this.slots.find((s) => s.task === null);
-      if (slot === undefined) {
-        if (this.slots.length >= this.opts.size) return;
-        slot = this.start();
-      }
-      const task = this.queue.shift()!;
-      slot.task = task;
-      slot.worker.postMessage({ id: task.id, body: task.body } satisfies ScreenTask);
-    }
+  /** Tasks sent beyond the one each worker is on. */
+  private waiting(): number {
+    return this.slots.reduce((sum, s) => sum + Math.max(0, s.pending.size - 1), 0);
+  }
+
+  /** An idle worker, a new one while under the size, else the least busy while the queue has room; null when full. */
+  private pick(): Slot | null {
+    let best: Slot | null = null;
+    for (const slot of this.slots) if (best === null || slot.pending.size < best.pending.size) best = slot;
+    if (best !== null && best.pending.size === 0) return best;
+    if (this.slots.length < this.opts.size) return this.start();
+    return this.waiting() >= this.opts.queueLimit ? null : best;
+  }
+
+  private send(slot: Slot, task: Exclude<PoolTask, { kind: 'forget' }>): Promise<ScreenReply | { failed: string }> {
+    return new Promise((resolve) => {
+      slot.pending.set(task.id, { startedMs: Date.now(), settle: resolve });
+      this.sent[task.kind] += 1;
+      slot.worker.postMessage(task);
+    });
   }
 
   private start(): Slot {
     const worker = this.spawn({ config: this.opts.config });
     // The server's sockets keep the process alive; an idle worker must not.
     worker.unref();
-    const slot: Slot = { worker, task: null, failure: null };
+    const slot: Slot = { worker, pending: new Map(), failure: null, retired: false };
     this.slots.push(slot);
     worker.on('message', (reply: ScreenReply) => {
-      const task = slot.task;
-      if (task === null || task.id !== reply.id) return;
-      slot.task = null;
-      task.settle('screening' in reply ? { ok: true, screening: reply.screening } : { ok: false, reason: `the worker thread failed: ${reply.error}` });
-      this.dispatch();
+      const task = slot.pending.get(reply.id);
+      if (task === undefined) return;
+      slot.pending.delete(reply.id);
+      task.settle(reply);
     });
     worker.on('error', (err: Error) => {
       slot.failure = err.message;
@@ -140,33 +193,31 @@ export class ReviewScreenPool {
       void worker.terminate();
     });
     worker.on('exit', (code) => {
-      this.retire(slot);
-      slot.task?.settle({ ok: false, reason: `the worker thread exited (${slot.failure ?? `code ${code}`})` });
-      slot.task = null;
-      this.dispatch();
+      this.fail(slot, `the worker thread exited (${slot.failure ?? `code ${code}`})`);
     });
     return slot;
   }
 
-  /** A body past its deadline: dropped from the queue, or its worker ended (a worker that never answers is stuck). */
-  private expire(task: Pending): void {
-    const reason = `no worker thread answered within ${this.opts.timeoutMs} ms`;
-    const queued = this.queue.indexOf(task);
-    if (queued !== -1) this.queue.splice(queued, 1);
-    const slot = this.slots.find((s) => s.task === task);
-    if (slot !== undefined) {
-      this.retire(slot);
-      slot.task = null;
+  /** A worker whose oldest task is past the deadline is stuck: it is ended, and every task it held fails. */
+  private expireLate(): void {
+    const now = Date.now();
+    for (const slot of [...this.slots]) {
+      const oldest = slot.pending.values().next();
+      if (oldest.done === true || now - oldest.value.startedMs < this.opts.timeoutMs) continue;
+      this.fail(slot, `no worker thread answered within ${this.opts.timeoutMs} ms`);
       const ended = slot.worker.terminate();
       this.ending.add(ended);
       void ended.finally(() => this.ending.delete(ended));
     }
-    task.settle({ ok: false, reason });
-    this.dispatch();
   }
 
-  private retire(slot: Slot): void {
+  /** Retire a worker and settle what it held with `reason`. */
+  private fail(slot: Slot, reason: string): void {
+    slot.retired = true;
     const index = this.slots.indexOf(slot);
     if (index !== -1) this.slots.splice(index, 1);
+    const tasks = [...slot.pending.values()];
+    slot.pending.clear();
+    for (const task of tasks) task.settle({ failed: reason });
   }
 }

@@ -1,21 +1,49 @@
 /**
- * Entry of the worker threads that screen large AdmissionReview bodies (reviewScreenPool.ts):
- * each message is one body, shared with the event loop (never copied), answered with its
- * screening. An exception screening a body is answered as such; the event loop then decides.
+ * Entry of the worker threads that take AdmissionReview bodies off the event loop
+ * (reviewScreenPool.ts). A `screen` task is one body, shared with the event loop (never copied),
+ * answered with its screening. A pod that needs a placement is kept here under the task's id
+ * until the event loop, having placed it, sends `inject` (answered with the encoded patch) or
+ * `forget`. An exception is answered as such; the event loop then decides.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { injectPlacement } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
-import type { ScreenReply, ScreenTask } from './reviewScreenPool.js';
+import { encodePatch } from './admissionReview.js';
+import type { PoolTask, ScreenReply } from './reviewScreenPool.js';
+import type { HeldPod } from './screenReview.js';
 import { screenReview } from './screenReview.js';
 
 const { config } = workerData as { config: Config };
 const port = parentPort;
 if (port === null) throw new Error('reviewScreenWorker runs as a worker thread (webhook/reviewScreenPool.ts starts it)');
 
-port.on('message', ({ id, body }: ScreenTask) => {
+/** Pods screened for placement, until the event loop says what to do with them. */
+const held = new Map<number, HeldPod>();
+
+port.on('message', (task: PoolTask) => {
+  const { id } = task;
+  if (task.kind === 'forget') {
+    held.delete(id);
+    return;
+  }
   let reply: ScreenReply;
   try {
-    reply = { id, screening: screenReview(new Uint8Array(body), config) };
+    if (task.kind === 'screen') {
+      const screening = screenReview(new Uint8Array(task.body), config);
+      if (screening.kind === 'place') {
+        const { held: pod, ...placement } = screening;
+        held.set(id, pod!);
+        reply = { id, screening: placement };
+      } else {
+        reply = { id, screening };
+      }
+    } else {
+      const pod = held.get(id);
+      held.delete(id);
+      if (pod === undefined) throw new Error(`no pod is held for task ${id}`);
+      const injected = injectPlacement(pod.original, pod.access, task.placed, config);
+      reply = { id, injected: injected.ok ? { ok: true, patch: encodePatch(injected.patch), warnings: injected.warnings } : injected };
+    }
   } catch (err) {
     reply = { id, error: err instanceof Error ? err.message : String(err) };
   }

@@ -1,16 +1,17 @@
 /**
- * What a worker thread does with a large AdmissionReview body: parse it, decode the review, and
- * run the steps of the admission that need neither the inventory, the ledger nor the decision
- * keys (admission/admitPod.ts screenPod). It answers what those steps decide (skipped, refused
- * as invalid, a bad body); a pod that needs a placement, or carries a decision to verify, goes
- * back to the event loop. Pure.
+ * What a worker thread does with an AdmissionReview body: parse it, decode the review, and run
+ * the steps of the admission that need neither the inventory, the ledger nor the decision keys
+ * (admission/admitPod.ts screenPod). It answers what those steps decide (skipped, refused as
+ * invalid, a bad body). A pod that needs a placement comes back as what placement needs (`place`),
+ * with the pod itself kept apart (`held`) for the worker to inject once the event loop has placed
+ * it. A pod that carries a decision to verify goes back to the event loop whole. Pure.
  */
 import type { Pod } from 'kubernetes-types/core/v1.js';
-import type { PodAdmission } from '../admission/admitPod.js';
+import type { PlacementRequest, PodAdmission } from '../admission/admitPod.js';
 import { screenPod } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
-import { claimsDecision } from '../domain/decisionRecord.js';
+import { claimsDecision, podIdentityOf } from '../domain/decisionRecord.js';
 import { podShapeProblem } from '../injector/podShape.js';
 import { shortenForMessage } from '../injector/quoteForMessage.js';
 import type { AdmissionRequestView } from './admissionReview.js';
@@ -35,8 +36,19 @@ export type ReviewScreening =
    * CREATE (answered allowed, unchanged).
    */
   | { kind: 'answered'; review: AdmissionRequestView; screened: ScreenedPod | null }
-  /** The event loop must decide: the pod needs a placement, or its decision record needs the keys. */
+  /**
+   * The pod needs a placement: the event loop places it (admitPod.ts placePod) and the worker that
+   * screened it injects it (injectPlacement). `held` is the pod; it stays on the worker thread.
+   */
+  | { kind: 'place'; review: AdmissionRequestView; podName: string; placement: PlacementRequest; held?: HeldPod }
+  /** The event loop must decide: the pod's decision record needs the keys. */
   | { kind: 'event-loop'; reason: string };
+
+/** A pod screened for placement, as injectPlacement takes it: as sent, and after the MPS access check. */
+export interface HeldPod {
+  original: Pod;
+  access: { pod: Pod; warnings: readonly string[] };
+}
 
 /**
  * Keys that verify nothing: a pod that claims a decision goes back to the event loop before
@@ -71,6 +83,17 @@ export function screenReview(body: Uint8Array, config: Config): ReviewScreening 
   // claimsDecision reads any value safely; the shape is checked only for pods that claim one (screenPod checks it for the rest).
   if (claimsDecision(pod) && podShapeProblem(pod) === null) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
   const screening = screenPod({ pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun }, { config, keys: NO_KEYS });
-  if (screening.kind === 'place') return { kind: 'event-loop', reason: 'the pod needs a placement' };
+  if (screening.kind === 'place') {
+    // No decision is claimed (checked above), so screening read a fresh request: never a reinvocation or a forgery.
+    if (screening.intent.kind !== 'place' || screening.intent.forged !== null) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
+    const { request, containers } = screening.intent;
+    return {
+      kind: 'place',
+      review: head,
+      podName: podNameForLog(pod),
+      placement: { identity: podIdentityOf(pod, review.namespace), dryRun: review.dryRun, request, containers },
+      held: { original: pod, access: screening.access },
+    };
+  }
   return { kind: 'answered', review: head, screened: { podName: podNameForLog(pod), admission: screening.admission } };
 }
