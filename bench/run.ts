@@ -430,13 +430,16 @@ async function profileWebhook(setup: BenchSetup, seconds: number): Promise<void>
     webhook.child.kill('SIGTERM');
     await stopped(webhook.child);
   }
-  const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${profileDir}, found ${files.length}`);
-  const profileFile = path.join(profileDir, files[0]!);
-  const kept = path.join(repoRoot, 'bench/webhook.cpuprofile');
-  await copyFile(profileFile, kept);
+  // One profile per thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread's id is 0.
+  const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
+  const threadOf = (f: string): number => Number(f.split('.').at(-3));
+  const mainFile = files.find((f) => threadOf(f) === 0);
+  if (mainFile === undefined) throw new Error(`no main-thread .cpuprofile in ${profileDir} (found ${files.join(', ') || 'none'})`);
+  const readProfile = async (f: string): Promise<CpuProfile> => JSON.parse(await readFile(path.join(profileDir, f), 'utf8')) as CpuProfile;
+  await copyFile(path.join(profileDir, mainFile), path.join(repoRoot, 'bench/webhook.cpuprofile'));
+  const threads = await Promise.all(files.filter((f) => f !== mainFile).map(readProfile));
   const title = `webhook under ${seconds} s of admission load at 16 connections, ${LIVE_SIZES[0]} live reservations: ${result.rps.toFixed(0)} admissions/s, p99 ${result.p99_ms} ms`;
-  await writeFile(path.join(repoRoot, 'bench/profile.md'), summariseProfile(JSON.parse(await readFile(profileFile, 'utf8')) as CpuProfile, { title, top: 15 }));
+  await writeFile(path.join(repoRoot, 'bench/profile.md'), summariseProfile(await readProfile(mainFile), { title, top: 15, threads }));
   console.log(`${title}\nwrote bench/profile.md (top 15 self-time frames) and bench/webhook.cpuprofile`);
 }
 

@@ -33,3 +33,8 @@ test('the report keeps only the top frames', () => {
   expect(text).toContain('| 1 | parse body-parser/lib/types/json.js:76 | 4.0 | 50.0% |');
   expect(text).not.toContain('chooseSlot');
 });
+
+test('each worker thread gets its own section after the main thread', () => {
+  const text = summariseProfile(profile, { title: 'test', top: 1, threads: [profile, profile] });
+  expect(text.split('\n').filter((l) => l.startsWith('## '))).toEqual(['## Main thread (event loop)', '## Worker thread 1', '## Worker thread 2']);
+});

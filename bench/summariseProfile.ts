@@ -57,20 +57,32 @@ export function topSelfFrames(profile: CpuProfile, top: number): { frames: Frame
   return { frames, totalMs: totalUs / 1000 };
 }
 
-/** The Markdown report: a title line, the sampled total, and the table. */
-export function summariseProfile(profile: CpuProfile, opts: { title: string; top: number }): string {
-  const { frames, totalMs } = topSelfFrames(profile, opts.top);
-  const escape = (s: string): string => s.replace(/\|/g, '\\|');
+/** The Markdown report: a title line, the sampled total, and the table; `threads` adds a section per worker thread's profile. */
+export function summariseProfile(profile: CpuProfile, opts: { title: string; top: number; threads?: readonly CpuProfile[] }): string {
+  const workers = opts.threads ?? [];
   return [
     `# Webhook CPU profile: top ${opts.top} self-time frames`,
     '',
-    `Written by \`npm run bench -- --profile\`. ${opts.title}. Sampled main-thread time ${totalMs.toFixed(0)} ms.`,
+    `Written by \`npm run bench -- --profile\`. ${opts.title}.`,
+    '',
+    ...threadSection('Main thread (event loop)', profile, opts.top),
+    ...workers.flatMap((p, i) => threadSection(`Worker thread ${i + 1}`, p, opts.top)),
+  ].join('\n');
+}
+
+function threadSection(heading: string, profile: CpuProfile, top: number): string[] {
+  const { frames, totalMs } = topSelfFrames(profile, top);
+  const escape = (s: string): string => s.replace(/\|/g, '\\|');
+  return [
+    `## ${heading}`,
+    '',
+    `Sampled time ${totalMs.toFixed(0)} ms.`,
     '',
     '| # | frame (function, file:line) | self ms | share |',
     '| --- | --- | --- | --- |',
     ...frames.map((f, i) => `| ${i + 1} | ${escape(f.frame)} | ${f.selfMs.toFixed(1)} | ${(f.share * 100).toFixed(1)}% |`),
     '',
-  ].join('\n');
+  ];
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

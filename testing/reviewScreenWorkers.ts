@@ -24,7 +24,7 @@ export function sourceScreenWorker(workerData: ScreenWorkerData): Worker {
 
 /** The real worker, except that the thread exits instead of answering an injection. */
 export function crashingOnInject(workerData: ScreenWorkerData): Worker {
-  const exitBeforeInjecting = "const port = require('node:worker_threads').parentPort; const post = port.postMessage.bind(port); port.postMessage = (reply) => ('injected' in reply ? process.exit(9) : post(reply));";
+  const exitBeforeInjecting = "const port = require('node:worker_threads').parentPort; const post = port.postMessage.bind(port); port.postMessage = (replies) => (replies.some((r) => 'injected' in r) ? process.exit(9) : post(replies));";
   return realWorker(workerData, exitBeforeInjecting);
 }
 

@@ -3,8 +3,8 @@
  * parsed and screened there (screenReview.ts), so a body of megabytes never holds the event loop
  * for the time JSON.parse takes, and a pod that needs a placement is injected and diffed there
  * once the event loop has placed it (ADR 0015, ADR 0010). A body is shared with the worker
- * (SharedArrayBuffer), not copied per message, and stays readable here: when a worker fails, the
- * caller answers the body on the event loop instead.
+ * as a copy (handed over, not copied again per message), and stays readable here: when a worker
+ * fails, the caller answers the body on the event loop instead.
  *
  * A worker takes several tasks at once and answers them in order. A pod screened for placement
  * stays on the worker that screened it (`HeldPod`) until `inject` or `forget`.
@@ -22,13 +22,13 @@ import type { ReviewScreening } from './screenReview.js';
 /** What the worker needs of a placement to inject it. */
 export type PlacementToInject = Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>;
 
-/** One task for a worker. */
-export type PoolTask = { kind: 'screen'; id: number; body: SharedArrayBuffer } | { kind: 'inject'; id: number; placed: PlacementToInject } | { kind: 'forget'; id: number };
+/** One task for a worker. A message carries the tasks of one turn of the event loop, in order. */
+export type PoolTask = { kind: 'screen'; id: number; body: ArrayBuffer } | { kind: 'inject'; id: number; placed: PlacementToInject } | { kind: 'forget'; id: number };
 
 /** A held pod injected: its patch encoded for the answer and its warnings, or why the API server would refuse it. */
 export type InjectedAnswer = { ok: true; patch: EncodedPatch; warnings: string[] } | { ok: false; message: string };
 
-/** A worker's answer: the screening, the injection, or why the task threw. */
+/** A worker's answer to one task: the screening, the injection, or why the task threw. A message carries the answers to one message's tasks. */
 export type ScreenReply = { id: number; screening: ReviewScreening } | { id: number; injected: InjectedAnswer } | { id: number; error: string };
 
 /** Where a pod screened for placement is held: pass it to inject or forget. */
@@ -69,6 +69,9 @@ interface Slot {
   failure: string | null;
   /** Ended: its held pods are gone. */
   retired: boolean;
+  /** Tasks of this turn of the event loop, sent together at its end (one wake-up of the worker, not one per task). */
+  outbox: PoolTask[];
+  transfer: ArrayBuffer[];
 }
 
 const spawnBuilt = (workerData: ScreenWorkerData): Worker => new Worker(new URL('./reviewScreenWorker.js', import.meta.url), { workerData });
@@ -80,6 +83,7 @@ export class ReviewScreenPool {
   private nextId = 1;
   private closed = false;
   private readonly sent = { screen: 0, inject: 0 };
+  private flushing: NodeJS.Immediate | null = null;
   private readonly spawn: (workerData: ScreenWorkerData) => Worker;
   /** One timer checks every worker's oldest task, instead of a timer per task. */
   private readonly watchdog: NodeJS.Timeout;
@@ -95,7 +99,7 @@ export class ReviewScreenPool {
     while (!this.closed && this.slots.length < this.opts.size) this.start();
   }
 
-  /** Screen `body` on a worker thread. The bytes are copied once into memory shared with the worker. */
+  /** Screen `body` on a worker thread. The bytes are copied once, and the copy handed to the worker. */
   screen(body: Uint8Array): Promise<PooledScreening> {
     if (this.closed) return Promise.resolve({ ok: false, reason: 'the worker pool is shut down' });
     const slot = this.pick();
@@ -103,10 +107,11 @@ export class ReviewScreenPool {
       const waiting = this.waiting();
       return Promise.resolve({ ok: false, reason: `${waiting} AdmissionReviews already wait for a worker thread (the queue's limit)` });
     }
-    const shared = new SharedArrayBuffer(body.byteLength);
-    new Uint8Array(shared).set(body);
+    // A copy, handed over to the worker: the body itself stays readable here.
+    const copy = new ArrayBuffer(body.byteLength);
+    new Uint8Array(copy).set(body);
     const id = this.nextId++;
-    return this.send(slot, { kind: 'screen', id, body: shared }).then((reply) => {
+    return this.send(slot, { kind: 'screen', id, body: copy }, copy).then((reply) => {
       if ('failed' in reply) return { ok: false, reason: reply.failed };
       if ('error' in reply) return { ok: false, reason: `the worker thread failed: ${reply.error}` };
       if (!('screening' in reply)) return { ok: false, reason: 'the worker thread answered a screening with something else' };
@@ -129,7 +134,7 @@ export class ReviewScreenPool {
   /** The held pod is not needed (placement refused it): drop it on its worker. */
   forget(handle: HeldPodHandle): void {
     const slot = handle.slot as Slot;
-    if (!slot.retired) slot.worker.postMessage({ kind: 'forget', id: handle.id } satisfies PoolTask);
+    if (!slot.retired) this.post(slot, { kind: 'forget', id: handle.id });
   }
 
   /** End every worker; tasks waiting or running resolve with a reason. */
@@ -165,25 +170,46 @@ export class ReviewScreenPool {
     return this.waiting() >= this.opts.queueLimit ? null : best;
   }
 
-  private send(slot: Slot, task: Exclude<PoolTask, { kind: 'forget' }>): Promise<ScreenReply | { failed: string }> {
+  private send(slot: Slot, task: Exclude<PoolTask, { kind: 'forget' }>, transfer?: ArrayBuffer): Promise<ScreenReply | { failed: string }> {
     return new Promise((resolve) => {
       slot.pending.set(task.id, { startedMs: Date.now(), settle: resolve });
       this.sent[task.kind] += 1;
-      slot.worker.postMessage(task);
+      this.post(slot, task, transfer);
     });
+  }
+
+  /** Queue a task for the slot's next message; the messages go out once this turn of the event loop is over. */
+  private post(slot: Slot, task: PoolTask, transfer?: ArrayBuffer): void {
+    slot.outbox.push(task);
+    if (transfer !== undefined) slot.transfer.push(transfer);
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushing = null;
+    for (const slot of this.slots) {
+      if (slot.outbox.length === 0) continue;
+      const tasks = slot.outbox;
+      const transfer = slot.transfer;
+      slot.outbox = [];
+      slot.transfer = [];
+      slot.worker.postMessage(tasks, transfer);
+    }
   }
 
   private start(): Slot {
     const worker = this.spawn({ config: this.opts.config });
     // The server's sockets keep the process alive; an idle worker must not.
     worker.unref();
-    const slot: Slot = { worker, pending: new Map(), failure: null, retired: false };
+    const slot: Slot = { worker, pending: new Map(), failure: null, retired: false, outbox: [], transfer: [] };
     this.slots.push(slot);
-    worker.on('message', (reply: ScreenReply) => {
-      const task = slot.pending.get(reply.id);
-      if (task === undefined) return;
-      slot.pending.delete(reply.id);
-      task.settle(reply);
+    worker.on('message', (replies: ScreenReply[]) => {
+      for (const reply of replies) {
+        const task = slot.pending.get(reply.id);
+        if (task === undefined) continue;
+        slot.pending.delete(reply.id);
+        task.settle(reply);
+      }
     });
     worker.on('error', (err: Error) => {
       slot.failure = err.message;

@@ -1,7 +1,7 @@
 /**
  * Entry of the worker threads that take AdmissionReview bodies off the event loop
- * (reviewScreenPool.ts). A `screen` task is one body, shared with the event loop (never copied),
- * answered with its screening. A pod that needs a placement is kept here under the task's id
+ * (reviewScreenPool.ts). Each message is a list of tasks, answered with one message of replies. A
+ * `screen` task is one body, handed over by the event loop, answered with its screening. A pod that needs a placement is kept here under the task's id
  * until the event loop, having placed it, sends `inject` (answered with the encoded patch) or
  * `forget`. An exception is answered as such; the event loop then decides.
  */
@@ -20,32 +20,35 @@ if (port === null) throw new Error('reviewScreenWorker runs as a worker thread (
 /** Pods screened for placement, until the event loop says what to do with them. */
 const held = new Map<number, HeldPod>();
 
-port.on('message', (task: PoolTask) => {
+port.on('message', (tasks: PoolTask[]) => {
+  const replies: ScreenReply[] = [];
+  for (const task of tasks) {
+    const reply = run(task);
+    if (reply !== null) replies.push(reply);
+  }
+  if (replies.length > 0) port.postMessage(replies);
+});
+
+function run(task: PoolTask): ScreenReply | null {
   const { id } = task;
   if (task.kind === 'forget') {
     held.delete(id);
-    return;
+    return null;
   }
-  let reply: ScreenReply;
   try {
     if (task.kind === 'screen') {
       const screening = screenReview(new Uint8Array(task.body), config);
-      if (screening.kind === 'place') {
-        const { held: pod, ...placement } = screening;
-        held.set(id, pod!);
-        reply = { id, screening: placement };
-      } else {
-        reply = { id, screening };
-      }
-    } else {
-      const pod = held.get(id);
-      held.delete(id);
-      if (pod === undefined) throw new Error(`no pod is held for task ${id}`);
-      const injected = injectPlacement(pod.original, pod.access, task.placed, config);
-      reply = { id, injected: injected.ok ? { ok: true, patch: encodePatch(injected.patch), warnings: injected.warnings } : injected };
+      if (screening.kind !== 'place') return { id, screening };
+      const { held: pod, ...placement } = screening;
+      held.set(id, pod!);
+      return { id, screening: placement };
     }
+    const pod = held.get(id);
+    held.delete(id);
+    if (pod === undefined) throw new Error(`no pod is held for task ${id}`);
+    const injected = injectPlacement(pod.original, pod.access, task.placed, config);
+    return { id, injected: injected.ok ? { ok: true, patch: encodePatch(injected.patch), warnings: injected.warnings } : injected };
   } catch (err) {
-    reply = { id, error: err instanceof Error ? err.message : String(err) };
+    return { id, error: err instanceof Error ? err.message : String(err) };
   }
-  port.postMessage(reply);
-});
+}
