@@ -70,13 +70,13 @@ export interface LargePodCost {
   bodyMiB: number;
   /** What the pipeline answered. */
   outcome: string;
-  /** Median and worst event-loop time of one review, text in to text out, ms. */
+  /** Median and worst time of one review on one thread (parse to answer text, as the webhook did on its event loop before the worker threads), ms. */
   medianMs: number;
   maxMs: number;
   answerBytes: number;
 }
 
-/** Event-loop time of one review of `containers` containers: parse, decode, admit, encode, serialise; median of `runs`. */
+/** Time of one review of `containers` containers on one thread: parse, decode, admit, encode, serialise; median of `runs`. The webhook now spreads these steps over a worker thread and the event loop. */
 export function largePodCost(containers: number, annotations: Record<string, string>, runs: number): LargePodCost {
   const nowMs = Date.now();
   const config = buildConfig({ placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 } });

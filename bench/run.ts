@@ -537,7 +537,7 @@ async function main(): Promise<void> {
       `<= 3x: ${ok(x.ratio <= 3)}`,
     ]),
     ...Object.entries(hugeReviews).map(([name, c]): [string, string, string] => [
-      `event loop ms, one review: ${name}`,
+      `one thread ms, one review: ${name}`,
       `${c.medianMs.toFixed(1)} (max ${c.maxMs.toFixed(1)}), ${c.outcome}`,
       c.containers >= 20_000 ? `< 200 ms: ${ok(c.medianMs < 200)}` : 'baseline',
     ]),

@@ -48,3 +48,9 @@ export function failingFirst(how: BrokenWorker, broken = 1): (workerData: Screen
   let started = 0;
   return (workerData) => (started++ < broken ? brokenScreenWorker(how)(workerData) : sourceScreenWorker(workerData));
 }
+
+/** The real worker, its answers posted `ms` later (each kept in order): a worker still busy when the event loop hears from it. */
+export function delayingReplies(ms: number): (workerData: ScreenWorkerData) => Worker {
+  const delay = `const port = require('node:worker_threads').parentPort; const post = port.postMessage.bind(port); port.postMessage = (replies) => setTimeout(() => post(replies), ${ms});`;
+  return (workerData) => realWorker(workerData, delay);
+}

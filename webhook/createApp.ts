@@ -19,8 +19,8 @@ import { admissionReviewJson, allowUnchanged, allowWithEncodedPatch, decodeAdmis
 import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
 import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
-import type { HeldPodHandle, ReviewScreenPool } from './reviewScreenPool.js';
-import { podNameForLog } from './screenReview.js';
+import type { HeldPodHandle, PlacementToInject, PooledInjection, ReviewScreenPool } from './reviewScreenPool.js';
+import { injectHeld, podNameForLog, screenReview } from './screenReview.js';
 import type { ReviewScreening, ScreenedPod } from './screenReview.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
@@ -144,7 +144,7 @@ export function createWebhookApp(deps: WebhookAppDeps): WebhookApp {
     }
     const raw = req.body;
     void pool.screen(raw).then((pooled) => {
-      if (!pooled.ok) logger.warn({ reason: pooled.reason, bodyBytes: raw.length }, 'AdmissionReview parsed on the event loop: its worker thread did not answer');
+      if (!pooled.ok && pooled.busy !== true) logger.warn({ reason: pooled.reason, bodyBytes: raw.length }, 'AdmissionReview parsed on the event loop: its worker thread did not answer');
       const screening = pooled.ok ? pooled.screening : null;
       if (screening?.kind === 'answered') {
         answer(screening.review, () => answerReview(screening.review, deps, screening.screened));
@@ -259,7 +259,8 @@ async function answerPlaced(screening: Extract<ReviewScreening, { kind: 'place' 
     return admissionAnswer(review, deps, placement.admission, 1, podName);
   }
   const { placed } = placement;
-  const injected = await pool.inject(held, { choice: placed.choice, reservationId: placed.reservationId, containers: placed.containers, seal: placed.seal });
+  const toInject = { choice: placed.choice, reservationId: placed.reservationId, containers: placed.containers, seal: placed.seal };
+  const injected = pool.heldBehindLarge(held) ? injectHere(raw, toInject, held, deps, pool) : await pool.inject(held, toInject);
   if (!injected.ok) {
     releasePlacement(ctx.ledger, placed);
     deps.logger.warn({ uid: review.uid, reason: injected.reason, bodyBytes: raw.length }, 'pod placed on the event loop: the worker thread that screened it did not inject it');
@@ -287,6 +288,17 @@ async function answerPlaced(screening: Extract<ReviewScreening, { kind: 'place' 
     }
   }
   return mutatedAnswer(review, deps, { choice: placed.choice, reservation: placed.reservation, reinjected: false, patch: injected.injected.patch, warnings: injected.injected.warnings }, 1, podName);
+}
+
+/**
+ * Inject a pod here that its worker holds behind a large body (tens of milliseconds): screened
+ * again from its bytes, as the worker screened it (the same pure steps), and dropped there.
+ */
+function injectHere(raw: Buffer, placed: PlacementToInject, held: HeldPodHandle, deps: WebhookAppDeps, pool: ReviewScreenPool): PooledInjection {
+  pool.forget(held);
+  const screening = screenReview(raw, deps.config);
+  if (screening.kind !== 'place' || screening.held === undefined) return { ok: false, reason: `screened here, the pod came out ${screening.kind}` };
+  return { ok: true, injected: injectHeld(screening.held, placed, deps.config) };
 }
 
 async function placeAndCommit(review: AdmissionRequestView, deps: WebhookAppDeps, firstAttempt = 1): Promise<{ admission: PodAdmission; attempts: number; podName: string }> {

@@ -19,7 +19,7 @@ import { ReservationLedger } from '../reservations/ledger.js';
 import { CommitOutcome, LocalReservationStore } from '../reservations/reservationStore.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { h100 } from '../testing/gpuSamples.js';
-import { BrokenWorker, crashingOnInject, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
+import { BrokenWorker, crashingOnInject, delayingReplies, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
 import { sealedPod } from '../testing/sealedPods.js';
 import { createWebhookApp } from './createApp.js';
 import { ReviewScreenPool } from './reviewScreenPool.js';
@@ -211,6 +211,20 @@ describe('large AdmissionReviews on worker threads', () => {
     // The first reservation (r-1, made before the worker ended) was released: one pod, one reservation.
     expect(w.ledger.size(NOW)).toBe(1);
     expect(w.ledger.get('r-1')).toBeNull();
+  });
+
+  it('a pod held by a worker that is on a large body is injected here instead of waiting for it', async () => {
+    const here = await start(null);
+    const w = await start({ spawn: delayingReplies(200), offloadBodyBytes: 0 });
+    const small = captured(kubectl);
+    const expected = await here.post(small);
+    // The small review is screened first; its answer comes back while the worker has the large one.
+    const answers = Promise.all([w.post(small), new Promise((resolve) => setTimeout(resolve, 20)).then(() => w.post(Buffer.from(largePodReview('large', 20_000))))]);
+    const [smallAnswer] = await answers;
+    expect(smallAnswer).toEqual(expected);
+    expect(w.logs[0]).toEqual(here.logs[0]);
+    expect(w.pool!.tasks().inject).toBe(0);
+    expect(w.ledger.size(NOW)).toBe(1);
   });
 
   it('a review of 20,000 containers holds the event loop for a fraction of what screening it takes', async () => {

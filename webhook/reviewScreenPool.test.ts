@@ -1,6 +1,6 @@
 import { buildConfig } from '../config/schema.js';
 import { BrokenWorker, brokenScreenWorker, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
-import { ReviewScreenPool } from './reviewScreenPool.js';
+import { LARGE_BODY_BYTES, ReviewScreenPool } from './reviewScreenPool.js';
 
 const config = buildConfig({});
 const bytes = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value));
@@ -48,6 +48,16 @@ describe('ReviewScreenPool', () => {
     expect(!refused.ok && refused.reason).toMatch(/1 AdmissionReviews already wait for a worker thread/);
     await pool.close();
     for (const r of await Promise.all([running, queued])) expect(r.ok).toBe(false);
+  });
+
+  it('never queues a small body behind a large one: it is handed back, not failed', async () => {
+    pool = new ReviewScreenPool({ config, size: 1, queueLimit: 4, timeoutMs: 2_000, spawn: brokenScreenWorker(BrokenWorker.Hangs) });
+    const large = pool.screen(new Uint8Array(LARGE_BODY_BYTES));
+    expect(await pool.screen(update)).toEqual({ ok: false, busy: true, reason: 'every worker thread is on a large body' });
+    // Another large body waits its turn.
+    const second = pool.screen(new Uint8Array(LARGE_BODY_BYTES));
+    await pool.close();
+    for (const r of await Promise.all([large, second])) expect(!r.ok && r.reason).toMatch(/shut down/);
   });
 
   it('close ends every worker and answers what was waiting', async () => {

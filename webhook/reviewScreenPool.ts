@@ -37,7 +37,11 @@ export interface HeldPodHandle {
   readonly id: number;
 }
 
-export type PooledScreening = { ok: true; screening: ReviewScreening; held?: HeldPodHandle } | { ok: false; reason: string };
+/**
+ * `busy`: a small body found every worker on a large one; the caller answers it on the event loop
+ * (a fraction of a millisecond) rather than queue it behind one (tens). Not a failure.
+ */
+export type PooledScreening = { ok: true; screening: ReviewScreening; held?: HeldPodHandle } | { ok: false; reason: string; busy?: true };
 export type PooledInjection = { ok: true; injected: InjectedAnswer } | { ok: false; reason: string };
 
 export interface ScreenWorkerData {
@@ -69,10 +73,15 @@ interface Slot {
   failure: string | null;
   /** Ended: its held pods are gone. */
   retired: boolean;
+  /** Pending bodies of LARGE_BODY_BYTES or more. */
+  largePending: number;
   /** Tasks of this turn of the event loop, sent together at its end (one wake-up of the worker, not one per task). */
   outbox: PoolTask[];
   transfer: ArrayBuffer[];
 }
+
+/** A body this large takes a worker for milliseconds (3 MiB: about 60): small bodies are not queued behind it. */
+export const LARGE_BODY_BYTES = 256 * 1024;
 
 const spawnBuilt = (workerData: ScreenWorkerData): Worker => new Worker(new URL('./reviewScreenWorker.js', import.meta.url), { workerData });
 
@@ -102,7 +111,9 @@ export class ReviewScreenPool {
   /** Screen `body` on a worker thread. The bytes are copied once, and the copy handed to the worker. */
   screen(body: Uint8Array): Promise<PooledScreening> {
     if (this.closed) return Promise.resolve({ ok: false, reason: 'the worker pool is shut down' });
-    const slot = this.pick();
+    const large = body.byteLength >= LARGE_BODY_BYTES;
+    const slot = this.pick(large);
+    if (slot === 'busy') return Promise.resolve({ ok: false, busy: true, reason: 'every worker thread is on a large body' });
     if (slot === null) {
       const waiting = this.waiting();
       return Promise.resolve({ ok: false, reason: `${waiting} AdmissionReviews already wait for a worker thread (the queue's limit)` });
@@ -111,7 +122,7 @@ export class ReviewScreenPool {
     const copy = new ArrayBuffer(body.byteLength);
     new Uint8Array(copy).set(body);
     const id = this.nextId++;
-    return this.send(slot, { kind: 'screen', id, body: copy }, copy).then((reply) => {
+    return this.send(slot, { kind: 'screen', id, body: copy }, copy, large).then((reply) => {
       if ('failed' in reply) return { ok: false, reason: reply.failed };
       if ('error' in reply) return { ok: false, reason: `the worker thread failed: ${reply.error}` };
       if (!('screening' in reply)) return { ok: false, reason: 'the worker thread answered a screening with something else' };
@@ -123,7 +134,7 @@ export class ReviewScreenPool {
   inject(handle: HeldPodHandle, placed: PlacementToInject): Promise<PooledInjection> {
     const slot = handle.slot as Slot;
     if (this.closed || slot.retired) return Promise.resolve({ ok: false, reason: 'the worker thread that screened the pod has ended' });
-    return this.send(slot, { kind: 'inject', id: handle.id, placed }).then((reply) => {
+    return this.send(slot, { kind: 'inject', id: handle.id, placed }, undefined, false).then((reply) => {
       if ('failed' in reply) return { ok: false, reason: reply.failed };
       if ('error' in reply) return { ok: false, reason: `the worker thread failed: ${reply.error}` };
       if (!('injected' in reply)) return { ok: false, reason: 'the worker thread answered an injection with something else' };
@@ -131,7 +142,12 @@ export class ReviewScreenPool {
     });
   }
 
-  /** The held pod is not needed (placement refused it): drop it on its worker. */
+  /** Is the worker holding this pod on a large body? Its answer would wait for that body. */
+  heldBehindLarge(handle: HeldPodHandle): boolean {
+    return (handle.slot as Slot).largePending > 0;
+  }
+
+  /** The held pod is not needed (placement refused it, or it was injected elsewhere): drop it on its worker. */
   forget(handle: HeldPodHandle): void {
     const slot = handle.slot as Slot;
     if (!slot.retired) this.post(slot, { kind: 'forget', id: handle.id });
@@ -161,18 +177,30 @@ export class ReviewScreenPool {
     return this.slots.reduce((sum, s) => sum + Math.max(0, s.pending.size - 1), 0);
   }
 
-  /** An idle worker, a new one while under the size, else the least busy while the queue has room; null when full. */
-  private pick(): Slot | null {
+  /**
+   * An idle worker, a new one while under the size, else the least busy while the queue has room;
+   * null when full. A small body never waits behind a large one: 'busy' when every worker has one.
+   */
+  private pick(large: boolean): Slot | null | 'busy' {
     let best: Slot | null = null;
-    for (const slot of this.slots) if (best === null || slot.pending.size < best.pending.size) best = slot;
+    for (const slot of this.slots) {
+      if (!large && slot.largePending > 0) continue;
+      if (best === null || slot.pending.size < best.pending.size) best = slot;
+    }
     if (best !== null && best.pending.size === 0) return best;
     if (this.slots.length < this.opts.size) return this.start();
+    if (best === null) return 'busy';
     return this.waiting() >= this.opts.queueLimit ? null : best;
   }
 
-  private send(slot: Slot, task: Exclude<PoolTask, { kind: 'forget' }>, transfer?: ArrayBuffer): Promise<ScreenReply | { failed: string }> {
+  private send(slot: Slot, task: Exclude<PoolTask, { kind: 'forget' }>, transfer: ArrayBuffer | undefined, large: boolean): Promise<ScreenReply | { failed: string }> {
     return new Promise((resolve) => {
-      slot.pending.set(task.id, { startedMs: Date.now(), settle: resolve });
+      if (large) slot.largePending += 1;
+      const settle = (reply: ScreenReply | { failed: string }): void => {
+        if (large) slot.largePending -= 1;
+        resolve(reply);
+      };
+      slot.pending.set(task.id, { startedMs: Date.now(), settle });
       this.sent[task.kind] += 1;
       this.post(slot, task, transfer);
     });
@@ -201,7 +229,7 @@ export class ReviewScreenPool {
     const worker = this.spawn({ config: this.opts.config });
     // The server's sockets keep the process alive; an idle worker must not.
     worker.unref();
-    const slot: Slot = { worker, pending: new Map(), failure: null, retired: false, outbox: [], transfer: [] };
+    const slot: Slot = { worker, pending: new Map(), failure: null, retired: false, largePending: 0, outbox: [], transfer: [] };
     this.slots.push(slot);
     worker.on('message', (replies: ScreenReply[]) => {
       for (const reply of replies) {

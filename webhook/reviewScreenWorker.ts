@@ -6,12 +6,10 @@
  * `forget`. An exception is answered as such; the event loop then decides.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { injectPlacement } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
-import { encodePatch } from './admissionReview.js';
 import type { PoolTask, ScreenReply } from './reviewScreenPool.js';
 import type { HeldPod } from './screenReview.js';
-import { screenReview } from './screenReview.js';
+import { injectHeld, screenReview } from './screenReview.js';
 
 const { config } = workerData as { config: Config };
 const port = parentPort;
@@ -46,8 +44,7 @@ function run(task: PoolTask): ScreenReply | null {
     const pod = held.get(id);
     held.delete(id);
     if (pod === undefined) throw new Error(`no pod is held for task ${id}`);
-    const injected = injectPlacement(pod.original, pod.access, task.placed, config);
-    return { id, injected: injected.ok ? { ok: true, patch: encodePatch(injected.patch), warnings: injected.warnings } : injected };
+    return { id, injected: injectHeld(pod, task.placed, config) };
   } catch (err) {
     return { id, error: err instanceof Error ? err.message : String(err) };
   }

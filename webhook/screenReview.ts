@@ -8,14 +8,15 @@
  */
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import type { PlacementRequest, PodAdmission } from '../admission/admitPod.js';
-import { screenPod } from '../admission/admitPod.js';
+import { injectPlacement, screenPod } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 import { claimsDecision, podIdentityOf } from '../domain/decisionRecord.js';
 import { podShapeProblem } from '../injector/podShape.js';
 import { shortenForMessage } from '../injector/quoteForMessage.js';
 import type { AdmissionRequestView } from './admissionReview.js';
-import { decodeAdmissionReview, isPodCreate, podOf } from './admissionReview.js';
+import { decodeAdmissionReview, encodePatch, isPodCreate, podOf } from './admissionReview.js';
+import type { InjectedAnswer, PlacementToInject } from './reviewScreenPool.js';
 import { HttpError } from './httpErrors.js';
 import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
 
@@ -96,4 +97,10 @@ export function screenReview(body: Uint8Array, config: Config): ReviewScreening 
     };
   }
   return { kind: 'answered', review: head, screened: { podName: podNameForLog(pod), admission: screening.admission } };
+}
+
+/** Inject a held pod with its placement and encode the patch for the answer: what the worker thread that holds it does, and the event loop when that worker is busy. */
+export function injectHeld(pod: HeldPod, placed: PlacementToInject, config: Config): InjectedAnswer {
+  const injected = injectPlacement(pod.original, pod.access, placed, config);
+  return injected.ok ? { ok: true, patch: encodePatch(injected.patch), warnings: injected.warnings } : injected;
 }
