@@ -252,8 +252,16 @@ function mutatedAnswer(
  */
 async function answerPlaced(screening: Extract<ReviewScreening, { kind: 'place' }>, held: HeldPodHandle, raw: Buffer, deps: WebhookAppDeps, pool: ReviewScreenPool): Promise<Answer> {
   const { review, podName } = screening;
-  const ctx = deps.admitContext();
-  const placement = placePod(screening.placement, ctx);
+  let ctx: AdmitContext;
+  let placement: ReturnType<typeof placePod>;
+  try {
+    ctx = deps.admitContext();
+    placement = placePod(screening.placement, ctx);
+  } catch (err) {
+    // Answered as an internal error by the caller; the worker need not keep the pod.
+    pool.forget(held);
+    throw err;
+  }
   if (!placement.ok) {
     pool.forget(held);
     return admissionAnswer(review, deps, placement.admission, 1, podName);
