@@ -30,7 +30,7 @@ import { decodeAdmissionReview, encodeAdmission, podOf } from '../webhook/admiss
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
 import { LocalReservationStore } from '../reservations/reservationStore.js';
 import { createWebhookApp } from '../webhook/createApp.js';
-import { ReviewScreenPool } from '../webhook/reviewScreenPool.js';
+import { reviewScreenPoolFor } from '../webhook/reviewScreenPool.js';
 import { createWebhookMetrics } from '../webhook/webhookMetrics.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { benchReview } from './benchReview.js';
@@ -195,7 +195,7 @@ export async function eventLoopStall(offloadWorkers: number, runs: number, annot
   const config = buildConfig({ server: { offloadWorkers }, placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 } });
   const inventory: GpuInventory = { gpus: syntheticGpus(100, 8, nowMs), nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
   const ledger = new ReservationLedger({ ttlMs: 10_000 });
-  const pool = offloadWorkers > 0 ? new ReviewScreenPool({ config, size: offloadWorkers, queueLimit: 4 * offloadWorkers, timeoutMs: 2000 }) : undefined;
+  const pool = offloadWorkers > 0 ? reviewScreenPoolFor(config) : undefined;
   const { app } = createWebhookApp({
     config,
     logger: pino({ level: 'silent' }),

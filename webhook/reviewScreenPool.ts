@@ -83,6 +83,12 @@ interface Slot {
 /** A body this large takes a worker for milliseconds (3 MiB: about 60): small bodies are not queued behind it. */
 export const LARGE_BODY_BYTES = 256 * 1024;
 
+/** The pool the webhook runs with `config`: server.offloadWorkers threads, 64 tasks waiting per thread, half the admission deadline per task. */
+export function reviewScreenPoolFor(config: Config): ReviewScreenPool {
+  const size = config.server.offloadWorkers;
+  return new ReviewScreenPool({ config, size, queueLimit: 64 * size, timeoutMs: Math.ceil(config.server.admissionTimeoutMs / 2) });
+}
+
 const spawnBuilt = (workerData: ScreenWorkerData): Worker => new Worker(new URL('./reviewScreenWorker.js', import.meta.url), { workerData });
 
 export class ReviewScreenPool {

@@ -24,7 +24,7 @@ import { sweepExpiredReservations } from '../reservations/sweepExpiredReservatio
 import { createWebhookMetrics } from './webhookMetrics.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import { loadDecisionKeyRing } from './decisionKeys.js';
-import { ReviewScreenPool } from './reviewScreenPool.js';
+import { reviewScreenPoolFor } from './reviewScreenPool.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
 
 export interface ServeHandle {
@@ -157,7 +157,7 @@ export async function serve(config: Config, opts: { logger?: Logger; handleSigna
   // Large bodies are parsed on worker threads; half the admission's deadline is left to parse one here if a worker fails.
   const reviewScreens =
     config.server.offloadWorkers > 0
-      ? new ReviewScreenPool({ config, size: config.server.offloadWorkers, queueLimit: 64 * config.server.offloadWorkers, timeoutMs: Math.ceil(config.server.admissionTimeoutMs / 2) })
+      ? reviewScreenPoolFor(config)
       : undefined;
   // Every body goes to a worker by default: started now, so the first admissions do not wait for one to load.
   if (config.server.offloadBodyBytes === 0) reviewScreens?.prestart();
