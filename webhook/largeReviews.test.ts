@@ -12,6 +12,7 @@ import type { AdmitContext } from '../admission/admitPod.js';
 import { buildConfig } from '../config/schema.js';
 import type { GpuInventory } from '../domain/inventory.js';
 import { Annotation, Label } from '../domain/names.js';
+import { TOTAL_ANNOTATION_BYTES } from '../injector/apiLimits.js';
 import { loadCapturedReview } from '../e2e/support/reviews.js';
 import { fuzzCase } from '../e2e/fuzz/fuzzCases.js';
 import { largePodReview } from '../bench/hugeReviews.js';
@@ -131,6 +132,11 @@ function namedCases(): [string, Buffer, string?][] {
     ['the captured kubectl review', captured(kubectl)],
     ['the captured ReplicaSet review', captured(replicaSet)],
     ['a dry run', captured(kubectl, (r) => Object.assign(r.request, { uid: 'dry', dryRun: true }))],
+    // Fits before injection; the decision's annotations push it over the API server's limit, so the pod is refused after placement.
+    [
+      'annotations the decision would push over the limit',
+      captured(kubectl, (r) => Object.assign(r.request.object!.metadata, { name: 'padded', annotations: { 'example.com/pad': 'x'.repeat(TOTAL_ANNOTATION_BYTES - 300) } })),
+    ],
     ['an opted-out pod', captured(kubectl, (r) => (r.request.object!.metadata.labels = { [Label.PodInject]: 'false' }))],
     ['a bad annotation', captured(kubectl, (r) => (r.request.object!.metadata.annotations = { [Annotation.GpuMemory]: 'lots' }))],
     ['an UPDATE', captured(kubectl, (r) => (r.request.operation = 'UPDATE'))],
@@ -177,8 +183,11 @@ describe('large AdmissionReviews on worker threads', () => {
       const actual = await offloaded.post(body, contentType);
       expect({ name, ...actual }).toEqual({ name, ...expected });
       if (name.startsWith('20,000')) expect({ name, status: actual.status }).toEqual({ name, status: 200 });
+      if (name.startsWith('annotations the decision')) expect(actual.body).toMatchObject({ response: { allowed: false, status: { message: expect.stringContaining('once the webhook records its decision') } } });
     }
     expect(offloaded.logs).toEqual(here.logs);
+    // Every placement refused after the choice was given back on both paths.
+    expect(offloaded.ledger.size(NOW)).toBe(here.ledger.size(NOW));
     expect((await offloaded.metrics.requests.get()).values).toEqual((await here.metrics.requests.get()).values);
     expect((await offloaded.metrics.decisions.get()).values).toEqual((await here.metrics.decisions.get()).values);
     // The cases did reach the worker thread, and it answered them: placed pods were injected there.
