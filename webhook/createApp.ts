@@ -267,6 +267,7 @@ async function answerPlaced(screening: Extract<ReviewScreening, { kind: 'place' 
     return admissionAnswer(review, deps, placement.admission, 1, podName);
   }
   const { placed } = placement;
+  // Only what injection needs crosses to the worker; the reservations stay with the ledger.
   const toInject = { choice: placed.choice, reservationId: placed.reservationId, containers: placed.containers, seal: placed.seal };
   const injected = pool.heldBehindLarge(held) ? injectHere(raw, toInject, held, deps, pool) : await pool.inject(held, toInject);
   if (!injected.ok) {
