@@ -6,7 +6,9 @@
  * connections, as replicas are processes of their own), the stand-in API server in the main
  * thread, over HTTPS with the real Kubernetes client. Each replica runs the webhook's admission
  * path (admitAndCommit: choose and reserve, commit; on a conflict release, refresh and choose
- * again), finds the others through their Leases and fills its own GPUs first
+ * again) whole on its event loop, as the webhook does with server.offloadWorkers 0 and on its
+ * fallbacks (by default the webhook injects and diffs on worker threads, ADR 0010), finds the
+ * others through their Leases and fills its own GPUs first
  * (docs/adr/0005-multi-replica-reservations.md). Prints, per scenario:
  * - p50/p99 of the added latency (commit, plus refresh and retries when another replica won),
  * - API calls per admission (every request during the run, Lease renewals included),
