@@ -13,7 +13,6 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,10 +27,8 @@ import type { GpuInventory } from '../domain/inventory.js';
 import { ReservationLedger } from '../reservations/ledger.js';
 import { decodeAdmissionReview, encodeAdmission, podOf } from '../webhook/admissionReview.js';
 import { renderDcgmText } from '../dcgm/renderDcgmText.js';
-import { LocalReservationStore } from '../reservations/reservationStore.js';
-import { createWebhookApp } from '../webhook/createApp.js';
 import { reviewScreenPoolFor } from '../webhook/reviewScreenPool.js';
-import { createWebhookMetrics } from '../webhook/webhookMetrics.js';
+import { listenLocalWebhook } from '../testing/localWebhook.js';
 import { syntheticGpus } from './syntheticCluster.js';
 import { benchReview } from './benchReview.js';
 import { randomKeyRing } from '../domain/decisionRecord.js';
@@ -196,19 +193,8 @@ export async function eventLoopStall(offloadWorkers: number, runs: number, annot
   const inventory: GpuInventory = { gpus: syntheticGpus(100, 8, nowMs), nodes: {}, source: 'bench', fetchedAtMs: nowMs, skippedLines: 0, problems: [] };
   const ledger = new ReservationLedger({ ttlMs: 10_000 });
   const pool = offloadWorkers > 0 ? reviewScreenPoolFor(config) : undefined;
-  const { app } = createWebhookApp({
-    config,
-    logger: pino({ level: 'silent' }),
-    metrics: createWebhookMetrics({ inventory: () => inventory, ledger, now: () => Date.now(), placement: config.placement }, { processMetrics: false }),
-    store: new LocalReservationStore(),
-    admitContext: () => ({ config, inventory, ledger, nowMs: Date.now(), keys }),
-    readiness: () => ({ ready: true, reason: '' }),
-    draining: () => false,
-    ...(pool === undefined ? {} : { reviewScreens: pool }),
-  });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const webhook = await listenLocalWebhook({ config, inventory, ledger, logger: pino({ level: 'silent' }), keys, now: Date.now, ...(pool === undefined ? {} : { reviewScreens: pool }) });
+  const { port } = webhook;
   const body = Buffer.from(largePodReview('stall', 20_000, annotations));
   const post = (): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -233,9 +219,7 @@ export async function eventLoopStall(offloadWorkers: number, runs: number, annot
     const sorted = [...stalls].sort((a, b) => a - b);
     return { medianMs: sorted[Math.floor(sorted.length / 2)]!, maxMs: sorted[sorted.length - 1]! };
   } finally {
-    await pool?.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await webhook.close();
   }
 }
 

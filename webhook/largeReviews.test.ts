@@ -4,11 +4,9 @@
  * that fails never costs an answer.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
-import type { AdmitContext } from '../admission/admitPod.js';
 import { buildConfig } from '../config/schema.js';
 import type { GpuInventory } from '../domain/inventory.js';
 import { Annotation, Label } from '../domain/names.js';
@@ -22,12 +20,11 @@ import { TEST_KEY_RING } from '../testing/decisionKeys.js';
 import { h100 } from '../testing/gpuSamples.js';
 import { BrokenWorker, crashingOnInject, delayingReplies, failingFirst, sourceScreenWorker } from '../testing/reviewScreenWorkers.js';
 import { sealedPod } from '../testing/sealedPods.js';
-import { createWebhookApp } from './createApp.js';
+import { listenLocalWebhook } from '../testing/localWebhook.js';
 import { ReviewScreenPool } from './reviewScreenPool.js';
 import { screenReview } from './screenReview.js';
 import type { ScreenWorkerData } from './reviewScreenPool.js';
 import type { Worker } from 'node:worker_threads';
-import { createWebhookMetrics } from './webhookMetrics.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 
 const NOW = Date.now();
@@ -72,21 +69,17 @@ async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; off
       callback();
     },
   });
-  const metrics = createWebhookMetrics({ inventory: () => inventory, ledger, now: () => NOW, placement: config.placement }, { processMetrics: false });
   const pool = screens === null ? undefined : new ReviewScreenPool({ config, size: 1, queueLimit: 4, timeoutMs: screens.timeoutMs ?? 20_000, spawn: screens.spawn });
-  const { app } = createWebhookApp({
+  const { port, metrics, close } = await listenLocalWebhook({
     config,
+    inventory,
+    ledger,
     logger: pino({ level: 'info' }, sink),
-    metrics,
+    keys: TEST_KEY_RING,
+    now: () => NOW,
     store,
-    admitContext: (): AdmitContext => ({ config, inventory, ledger, nowMs: NOW, keys: TEST_KEY_RING }),
-    readiness: () => ({ ready: true, reason: '' }),
-    draining: () => false,
     ...(pool === undefined ? {} : { reviewScreens: pool }),
   });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   const post = (body: Buffer, contentType = 'application/json'): Promise<{ status: number; body: unknown }> =>
     new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/mutate', headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
@@ -103,11 +96,7 @@ async function webhook(screens: { spawn: (data: ScreenWorkerData) => Worker; off
     metrics,
     pool,
     ledger,
-    close: async () => {
-      await pool?.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close,
   };
 }
 
