@@ -75,14 +75,12 @@ export async function admitAndCommit(req: AdmitRequest, context: () => AdmitCont
     if (step.kind === 'committed') return { admission, attempts: attempt };
     if (step.kind === 'refused') return { admission: step.admission, attempts: attempt };
   }
-  return { admission: contentionRefusal(opts.maxAttempts), attempts: opts.maxAttempts };
-}
-
-/** The refusal after `attempts` commits all lost to other writers. */
-export function contentionRefusal(attempts: number): PodAdmission {
   return {
-    outcome: AdmissionOutcome.Refused,
-    reason: 'contention',
-    message: `mps-injector could not commit a reservation after ${attempts} attempts: other replicas kept taking the same GPU capacity at the same moment. Retry the pod; if this persists, raise cluster.maxCommitAttempts.`,
+    admission: {
+      outcome: AdmissionOutcome.Refused,
+      reason: 'contention',
+      message: `mps-injector could not commit a reservation after ${opts.maxAttempts} attempts: other replicas kept taking the same GPU capacity at the same moment. Retry the pod; if this persists, raise cluster.maxCommitAttempts.`,
+    },
+    attempts: opts.maxAttempts,
   };
 }

@@ -153,7 +153,16 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     releasePlacement(ctx.ledger, placed);
     return refusedAsInvalid(injected.message);
   }
-  return mutatedAdmission(placed, injected.patch, injected.mutated, [...warnings, ...injected.warnings]);
+  return {
+    outcome: AdmissionOutcome.Mutated,
+    patch: injected.patch,
+    mutated: injected.mutated,
+    warnings: [...warnings, ...injected.warnings],
+    choice: placed.choice,
+    reservation: placed.reservation,
+    reinjected: false,
+    superseded: placed.superseded,
+  };
 }
 
 /** A slot chosen and held for a pod, sealed, before anything is injected. */
@@ -230,6 +239,9 @@ export function releasePlacement(ledger: ReservationLedger, placed: Pick<PlacedS
   for (const old of placed.superseded) ledger.restore(old);
 }
 
+/** What injection needs of a placement (the reservations themselves stay with the ledger). */
+export type PlacementToInject = Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>;
+
 export type InjectedPlacement = { ok: true; patch: Operation[]; mutated: Pod; warnings: string[] } | { ok: false; message: string };
 
 /**
@@ -241,18 +253,13 @@ export type InjectedPlacement = { ok: true; patch: Operation[]; mutated: Pod; wa
 export function injectPlacement(
   original: Pod,
   access: { pod: Pod; warnings: readonly string[] },
-  placed: Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>,
+  placed: PlacementToInject,
   config: Pick<Config, 'injection'>,
 ): InjectedPlacement {
   const injected = injectPod(access.pod, placed.choice, placed.reservationId, placed.containers, config.injection, placed.seal);
   const tooLarge = annotationLimitProblem(original, injected.pod);
   if (tooLarge !== null) return { ok: false, message: tooLarge };
   return { ok: true, patch: buildPatch(original, injected.pod), mutated: injected.pod, warnings: withAccessWarnings(access.warnings, injected.warnings) };
-}
-
-/** The admission of a placed pod: its patch, its warnings, and what it holds. */
-export function mutatedAdmission(placed: PlacedSlot, patch: Operation[], mutated: Pod, warnings: string[]): PodAdmission {
-  return { outcome: AdmissionOutcome.Mutated, patch, mutated, warnings, choice: placed.choice, reservation: placed.reservation, reinjected: false, superseded: placed.superseded };
 }
 
 /**

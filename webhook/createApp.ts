@@ -6,7 +6,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import type { AdmitContext, PodAdmission } from '../admission/admitPod.js';
+import type { AdmitContext, PlacementToInject, PodAdmission } from '../admission/admitPod.js';
 import { AdmissionOutcome, placePod, refusedAsInvalid, releasePlacement } from '../admission/admitPod.js';
 import { admitAndCommit, commitPlacement } from '../admission/admitAndCommit.js';
 import type { CommitStep } from '../admission/admitAndCommit.js';
@@ -19,7 +19,7 @@ import { admissionReviewJson, allowUnchanged, allowWithEncodedPatch, decodeAdmis
 import { describeForMessage, shortenForMessage } from '../injector/quoteForMessage.js';
 import { HttpError } from './httpErrors.js';
 import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
-import type { HeldPodHandle, PlacementToInject, PooledInjection, ReviewScreenPool } from './reviewScreenPool.js';
+import type { HeldPodHandle, PooledInjection, ReviewScreenPool } from './reviewScreenPool.js';
 import { injectHeld, podNameForLog, screenReview } from './screenReview.js';
 import type { ReviewScreening, ScreenedPod } from './screenReview.js';
 import type { WebhookMetrics } from './webhookMetrics.js';

@@ -14,13 +14,10 @@
  * resolve to a reason.
  */
 import { Worker } from 'node:worker_threads';
-import type { PlacedSlot } from '../admission/admitPod.js';
+import type { PlacementToInject } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import type { EncodedPatch } from './admissionReview.js';
 import type { ReviewScreening } from './screenReview.js';
-
-/** What the worker needs of a placement to inject it. */
-export type PlacementToInject = Pick<PlacedSlot, 'choice' | 'reservationId' | 'containers' | 'seal'>;
 
 /** One task for a worker. A message carries the tasks of one turn of the event loop, in order. */
 export type PoolTask = { kind: 'screen'; id: number; body: ArrayBuffer } | { kind: 'inject'; id: number; placed: PlacementToInject } | { kind: 'forget'; id: number };

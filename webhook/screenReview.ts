@@ -7,7 +7,7 @@
  * it. A pod that carries a decision to verify goes back to the event loop whole. Pure.
  */
 import type { Pod } from 'kubernetes-types/core/v1.js';
-import type { PlacementRequest, PodAdmission } from '../admission/admitPod.js';
+import type { PlacementRequest, PlacementToInject, PodAdmission } from '../admission/admitPod.js';
 import { injectPlacement, screenPod } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
@@ -16,7 +16,7 @@ import { podShapeProblem } from '../injector/podShape.js';
 import { shortenForMessage } from '../injector/quoteForMessage.js';
 import type { AdmissionRequestView } from './admissionReview.js';
 import { decodeAdmissionReview, encodePatch, isPodCreate, podOf } from './admissionReview.js';
-import type { InjectedAnswer, PlacementToInject } from './reviewScreenPool.js';
+import type { InjectedAnswer } from './reviewScreenPool.js';
 import { HttpError } from './httpErrors.js';
 import { JsonBodyError, parseJsonBody } from './parseJsonBody.js';
 
