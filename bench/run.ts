@@ -171,7 +171,11 @@ interface SizeResult {
 
 interface AdmissionBench {
   floor16: LoadResult;
+  /** The UPDATE review on the default webhook (worker threads), and the express floor of the same rounds. */
   skipped: LoadResult;
+  skippedFloor16: LoadResult;
+  /** The webhook with offloadWorkers 0 (every body on the event loop) at the smallest size, with the express floor of the same rounds. */
+  eventLoopOnly: { admission16: LoadResult; expressFloor16: LoadResult; skipped: LoadResult; skippedFloor16: LoadResult };
   sizes: SizeResult[];
   outcomes: Record<string, number>;
 }
@@ -179,6 +183,8 @@ interface AdmissionBench {
 interface BenchSetup {
   certDir: string;
   configFile: string;
+  /** The same configuration with offloadWorkers 0: every body parsed, placed and injected on the event loop. */
+  eventLoopConfigFile: string;
   body: string;
   skippedBody: string;
 }
@@ -189,28 +195,28 @@ async function benchSetup(work: string): Promise<BenchSetup> {
   const gpus = syntheticGpus(BENCH_NODES, 8, Date.now());
   const dumpFile = path.join(work, 'dcgm.prom');
   await writeFile(dumpFile, renderDcgmText(gpus));
+  const config = {
+    server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(certDir, 'tls.crt'), tlsKeyFile: path.join(certDir, 'tls.key'), logLevel: 'info' },
+    metrics: { source: 'file', file: dumpFile, refreshSeconds: 30 },
+    // The compute bound is raised so the live reservations fit; the stand-in lifecycle confirms every
+    // admission within 20 ms and releases the oldest pods, so the ledger stays at its size.
+    placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 },
+    reservations: { ttlSeconds: 10 },
+  };
   const configFile = path.join(work, 'config.yaml');
-  await writeFile(
-    configFile,
-    stringify({
-      server: { host: '127.0.0.1', port: 0, tlsCertFile: path.join(certDir, 'tls.crt'), tlsKeyFile: path.join(certDir, 'tls.key'), logLevel: 'info' },
-      metrics: { source: 'file', file: dumpFile, refreshSeconds: 30 },
-      // The compute bound is raised so the live reservations fit; the stand-in lifecycle confirms every
-      // admission within 20 ms and releases the oldest pods, so the ledger stays at its size.
-      placement: { maxMetricsAgeSeconds: 3600, maxThreadPercentSum: 1000 },
-      reservations: { ttlSeconds: 10 },
-    }),
-  );
+  await writeFile(configFile, stringify(config));
+  const eventLoopConfigFile = path.join(work, 'config-event-loop.yaml');
+  await writeFile(eventLoopConfigFile, stringify({ ...config, server: { ...config.server, offloadWorkers: 0 } }));
   const { review, body } = await benchReview(repoRoot);
   // The same review as an UPDATE: the webhook answers it allowed and unchanged without placing anything,
   // so its cost is the webhook's HTTP edge alone (TLS, express, body parsing, encoding, logging, metrics).
   const skippedBody = JSON.stringify({ ...review, request: { ...review.request, operation: 'UPDATE' } });
-  return { certDir, configFile, body, skippedBody };
+  return { certDir, configFile, eventLoopConfigFile, body, skippedBody };
 }
 
-function spawnWebhook(setup: BenchSetup, live: number, nodeFlags: string[] = []): { child: ChildProcess; port: Promise<number> } {
+function spawnWebhook(setup: BenchSetup, live: number, nodeFlags: string[] = [], configFile = setup.configFile): { child: ChildProcess; port: Promise<number> } {
   const entry = path.join(here, 'benchWebhook.js');
-  const child = spawn(process.execPath, [...nodeFlags, entry, setup.configFile, String(live), String(BENCH_NODES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, entry, configFile, String(live), String(BENCH_NODES)], { stdio: ['ignore', 'pipe', 'inherit'] });
   return { child, port: listeningPort(child, /"port":(\d+)[^\n]*bench pod lifecycle running/) };
 }
 
@@ -234,12 +240,27 @@ async function benchAdmission(setup: BenchSetup, rounds: number, seconds: number
     await load(expressFloorPort, body, 1);
     const floors: LoadResult[] = [];
     const sizes: SizeResult[] = [];
-    const skipped: LoadResult[] = [];
+    /** UPDATE reviews (no admission work), each round after one of the express floor. */
+    const updateRounds = async (port: number): Promise<{ skipped: LoadResult[]; skippedFloor: LoadResult[] }> => {
+      await load(port, skippedBody, 1);
+      const result = { skipped: [] as LoadResult[], skippedFloor: [] as LoadResult[] };
+      for (let r = 0; r < rounds; r++) {
+        result.skippedFloor.push(await load(expressFloorPort, body, seconds));
+        result.skipped.push(await load(port, skippedBody, seconds));
+      }
+      return result;
+    };
+    let skipped: LoadResult[] = [];
+    let skippedFloor: LoadResult[] = [];
     let outcomes: Record<string, number> = {};
     for (const live of LIVE_SIZES) {
       const webhook = spawnWebhook(setup, live);
       try {
         const webhookPort = await webhook.port;
+        const wide = live === LIVE_SIZES[0];
+        // The UPDATE rounds first, on a webhook that has admitted nothing yet: the same state as
+        // the event-loop-only webhook's UPDATE rounds below.
+        if (wide) ({ skipped, skippedFloor } = await updateRounds(webhookPort));
         // Warm-up, untimed: JIT and TLS session caches.
         await load(webhookPort, body, 1);
         const a16: LoadResult[] = [];
@@ -247,7 +268,6 @@ async function benchAdmission(setup: BenchSetup, rounds: number, seconds: number
         const a64: LoadResult[] = [];
         const e64: LoadResult[] = [];
         let rssMb = 0;
-        const wide = live === LIVE_SIZES[0];
         for (let r = 0; r < rounds; r++) {
           if (wide) floors.push(await load(floorPort, body, seconds));
           e16.push(await load(expressFloorPort, body, seconds));
@@ -259,10 +279,7 @@ async function benchAdmission(setup: BenchSetup, rounds: number, seconds: number
             a64.push(await load(webhookPort, body, seconds, 64));
           }
         }
-        if (wide) {
-          for (let r = 0; r < rounds; r++) skipped.push(await load(webhookPort, skippedBody, seconds));
-          outcomes = await admissionOutcomes(webhookPort);
-        }
+        if (wide) outcomes = await admissionOutcomes(webhookPort);
         sizes.push({
           live,
           admission16: medianOf(a16),
@@ -275,7 +292,35 @@ async function benchAdmission(setup: BenchSetup, rounds: number, seconds: number
         await stopped(webhook.child);
       }
     }
-    return { floor16: medianOf(floors), skipped: medianOf(skipped), sizes, outcomes };
+    // The same admissions and UPDATE reviews with every body on the event loop: what the worker
+    // threads' hop costs the tail, and what they bring to throughput (ADR 0010).
+    const eventLoop = spawnWebhook(setup, LIVE_SIZES[0], [], setup.eventLoopConfigFile);
+    const eventLoopOnly = { admission16: [] as LoadResult[], skipped: [] as LoadResult[], expressFloor16: [] as LoadResult[], skippedFloor16: [] as LoadResult[] };
+    try {
+      const port = await eventLoop.port;
+      ({ skipped: eventLoopOnly.skipped, skippedFloor: eventLoopOnly.skippedFloor16 } = await updateRounds(port));
+      await load(port, body, 1);
+      for (let r = 0; r < rounds; r++) {
+        eventLoopOnly.expressFloor16.push(await load(expressFloorPort, body, seconds));
+        eventLoopOnly.admission16.push(await load(port, body, seconds));
+      }
+    } finally {
+      eventLoop.child.kill('SIGTERM');
+      await stopped(eventLoop.child);
+    }
+    return {
+      floor16: medianOf(floors),
+      skipped: medianOf(skipped),
+      skippedFloor16: medianOf(skippedFloor),
+      eventLoopOnly: {
+        admission16: medianOf(eventLoopOnly.admission16),
+        expressFloor16: medianOf(eventLoopOnly.expressFloor16),
+        skipped: medianOf(eventLoopOnly.skipped),
+        skippedFloor16: medianOf(eventLoopOnly.skippedFloor16),
+      },
+      sizes,
+      outcomes,
+    };
   } finally {
     floor.kill('SIGTERM');
     expressFloor.kill('SIGTERM');
@@ -490,6 +535,12 @@ async function main(): Promise<void> {
     rpsVsExpressFloor64: a64.rps / e64.rps,
     p99VsExpressFloor64: a64.p99_ms / Math.max(e64.p99_ms, 1),
     rpsVsBareFloor16: small.admission16.rps / adm.floor16.rps,
+    // The same ratios with every body on the event loop (offloadWorkers 0), each against the express floor of its own rounds.
+    rpsVsExpressFloor16EventLoopOnly: adm.eventLoopOnly.admission16.rps / adm.eventLoopOnly.expressFloor16.rps,
+    p99VsExpressFloor16EventLoopOnly: adm.eventLoopOnly.admission16.p99_ms / Math.max(adm.eventLoopOnly.expressFloor16.p99_ms, 1),
+    // An UPDATE review does no admission work: its p99 against the floor's is what the worker hop alone costs the tail.
+    p99VsExpressFloor16Update: adm.skipped.p99_ms / Math.max(adm.skippedFloor16.p99_ms, 1),
+    p99VsExpressFloor16UpdateEventLoopOnly: adm.eventLoopOnly.skipped.p99_ms / Math.max(adm.eventLoopOnly.skippedFloor16.p99_ms, 1),
     // Cost per admission is CPU time per request: at a saturated server, the inverse of throughput,
     // each normalised by the express floor of its own rounds so load from other processes cancels out.
     costGrowthLargestVsSmallest: small.admission16.rps / small.expressFloor16.rps / (large.admission16.rps / large.expressFloor16.rps),
@@ -499,6 +550,8 @@ async function main(): Promise<void> {
     load: { tool: 'autocannon', connections: [16, 64], seconds, rounds, aggregate: 'median of rounds', gpus: BENCH_NODES * 8 },
     floor: adm.floor16,
     skipped: adm.skipped,
+    skippedExpressFloor: adm.skippedFloor16,
+    eventLoopOnly: adm.eventLoopOnly,
     liveReservations: adm.sizes,
     ratios,
     chooseSlot: { p50_ms: chooseSlotP50, p99_ms: chooseSlotP99, fullPassP50_ms: fullPassP50 },
@@ -526,7 +579,13 @@ async function main(): Promise<void> {
     ]),
     [`cost per admission, ${large.live / 1000}k vs ${small.live / 1000}k live`, `${ratios.costGrowthLargestVsSmallest.toFixed(2)}x`, `<= 1.5x: ${ok(ratios.costGrowthLargestVsSmallest <= 1.5)}`],
     ['bare HTTPS floor, 16 connections', fmt(adm.floor16), `admission ${ratios.rpsVsBareFloor16.toFixed(2)}x its rps`],
-    ['UPDATE review (HTTP edge, no placement)', fmt(adm.skipped), ''],
+    [
+      'admission, 16 connections, 1k live, event loop only (offloadWorkers 0)',
+      `${fmt(adm.eventLoopOnly.admission16)}; ${ratios.rpsVsExpressFloor16EventLoopOnly.toFixed(2)}x express rps, p99 ${ratios.p99VsExpressFloor16EventLoopOnly.toFixed(2)}x (express ${fmt(adm.eventLoopOnly.expressFloor16)})`,
+      `rps >= 0.5x, p99 <= 2x express: ${ok(ratios.rpsVsExpressFloor16EventLoopOnly >= 0.5)} / ${ok(ratios.p99VsExpressFloor16EventLoopOnly <= 2)}`,
+    ],
+    ['UPDATE review (HTTP edge, no placement)', `${fmt(adm.skipped)}; p99 ${ratios.p99VsExpressFloor16Update.toFixed(2)}x express (${fmt(adm.skippedFloor16)})`, 'the worker hop alone'],
+    ['UPDATE review, event loop only', `${fmt(adm.eventLoopOnly.skipped)}; p99 ${ratios.p99VsExpressFloor16UpdateEventLoopOnly.toFixed(2)}x express (${fmt(adm.eventLoopOnly.skippedFloor16)})`, 'no hop'],
     ['admission errors / non-2xx', adm.sizes.map((x) => `${x.admission16.errors + (x.admission64?.errors ?? 0)} / ${x.admission16.non2xx + (x.admission64?.non2xx ?? 0)}`).join(', '), `0 / 0: ${ok(adm.sizes.every((x) => x.admission16.errors + x.admission16.non2xx + (x.admission64?.errors ?? 0) + (x.admission64?.non2xx ?? 0) === 0))}`],
     ...[100, 1000, 10000].map((n): [string, string, string] => [`chooseSlot p50 / p99 ms @ ${n} GPUs`, `${chooseSlotP50[n]!.toFixed(3)} / ${chooseSlotP99[n]!.toFixed(3)} (full pass p50 ${fullPassP50[n]!.toFixed(3)})`, n === 10000 ? `p99 < 1 ms: ${ok(chooseSlotP99[n]! < 1)}` : '']),
     ['DCGM parse, 8000 GPUs', `${parse.freshMs.toFixed(1)} ms fresh, ${parse.reusedMs.toFixed(1)} ms reused parser (${parse.megabytes.toFixed(1)} MB)`, `< 200 ms: ${ok(parse.freshMs < 200)}`],
