@@ -14,7 +14,7 @@ import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
 import { annotationBytes, TOTAL_ANNOTATION_BYTES } from '../injector/apiLimits.js';
 import { ReservationLedger } from '../reservations/ledger.js';
 import type { AdmitContext, PodAdmission } from './admitPod.js';
-import { admitPod } from './admitPod.js';
+import { admitPod, screenPod } from './admitPod.js';
 
 const NOW = 1_700_000_000_000;
 const MAX_MESSAGE = 1000;
@@ -87,6 +87,31 @@ describe('annotations near the API server limit', () => {
     if (result.outcome !== 'mutated') throw new Error(JSON.stringify(result).slice(0, 300));
     const patched = fjp.applyPatch(structuredClone(pod), result.patch, true, false).newDocument;
     expect(annotationBytes(patched.metadata?.annotations)).toBeLessThanOrEqual(TOTAL_ANNOTATION_BYTES);
+  });
+
+  test('a pod whose own annotations are already past the limit is refused before any GPU is chosen', () => {
+    // The API server checks the size only after mutating admission, so such a pod reaches the webhook.
+    const ctx = context();
+    let reserved = 0;
+    const reserve = ctx.ledger.reserve.bind(ctx.ledger);
+    ctx.ledger.reserve = (...args) => {
+      reserved += 1;
+      return reserve(...args);
+    };
+    const message = refusal(admit(podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) }), ctx));
+    expect(message).toContain(`the pod's annotations take ${1024 * 1024 + 'example.com/blob'.length + 'mps-injector.io/gpu-memory'.length + 3} bytes`);
+    expect(message).toContain('262144');
+    expect(message).toContain('"example.com/blob"');
+    expect(reserved).toBe(0);
+    // Screening answers it, so a worker thread that screened it sends nothing to be placed.
+    const pod = podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) });
+    expect(screenPod({ pod, namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx).kind).toBe('answered');
+  });
+
+  test('a pod past the limit that does not ask for a GPU is left to the API server', () => {
+    const optedOut = podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) });
+    optedOut.metadata!.labels = { 'mps-injector.io/inject': 'false' };
+    expect(admit(optedOut).outcome).toBe('skipped');
   });
 
   test('size is counted in UTF-8 bytes, as the API server counts it', () => {

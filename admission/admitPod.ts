@@ -11,7 +11,7 @@ import type { GpuInventory } from '../domain/inventory.js';
 import type { ReservationLedger } from '../reservations/ledger.js';
 import { reserveSlot } from '../reservations/reserveSlot.js';
 import type { GpuPreference, Reservation, SlotChoice, SlotRequest } from '../domain/slot.js';
-import { annotationLimitProblem, gpuContainerLimitProblem } from '../injector/apiLimits.js';
+import { annotationLimitProblem, gpuContainerLimitProblem, podAnnotationLimitProblem } from '../injector/apiLimits.js';
 import { buildPatch } from '../injector/buildPatch.js';
 import { injectPod } from '../injector/injectPod.js';
 import { enforceMpsAccess } from '../injector/mpsAccess.js';
@@ -77,9 +77,9 @@ export const refusedAsInvalid = (message: string): PodAdmission => ({ outcome: A
 
 /**
  * The steps of admitPod before anything is placed: the pod's shape, what it asks for, MPS
- * access, and the cap on GPU containers. Pure and independent of the inventory and the ledger,
- * so a worker thread can run it on a large pod. Either the answer (skipped, or refused as an
- * invalid pod) or what placement starts from.
+ * access, the cap on GPU containers and the size of its annotations. Pure and independent of
+ * the inventory and the ledger, so a worker thread can run it on a large pod. Either the answer
+ * (skipped, or refused as an invalid pod) or what placement starts from.
  */
 export type PodScreening =
   | { kind: 'answered'; admission: PodAdmission }
@@ -112,6 +112,9 @@ export function screenPod(req: AdmitRequest, ctx: Pick<AdmitContext, 'config' | 
 
   const tooMany = gpuContainerLimitProblem(selected, config.injection.maxGpuContainers);
   if (tooMany !== null) return answered(refusedAsInvalid(tooMany));
+  // Past the API server's limit already: refused before a GPU is chosen and held for it.
+  const tooLarge = podAnnotationLimitProblem(req.pod);
+  if (tooLarge !== null) return answered(refusedAsInvalid(tooLarge));
   return { kind: 'place', intent, access: { pod: access.pod, warnings: access.warnings } };
 }
 

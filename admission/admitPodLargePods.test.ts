@@ -5,7 +5,7 @@ import type { GpuInventory } from '../domain/inventory.js';
 import { H100_TOTAL_MIB, h100 } from '../testing/gpuSamples.js';
 import { ReservationLedger } from '../reservations/ledger.js';
 import { TEST_KEY_RING } from '../testing/decisionKeys.js';
-import { LARGE_POD_KINDS, largePod, smallPod } from '../bench/largePods.js';
+import { LARGE_POD_KINDS, OVERSIZED_POD_KIND, largePod, smallPod } from '../bench/largePods.js';
 import { admitPod } from './admitPod.js';
 
 const NOW = 1_700_000_000_000;
@@ -19,19 +19,19 @@ const inventory: GpuInventory = {
   problems: [],
 };
 
-function admitted(pod: Pod): { ms: number; patchBytes: number } {
+function admitted(pod: Pod, outcome: 'mutated' | 'refused' = 'mutated'): { ms: number; patchBytes: number } {
   const ledger = new ReservationLedger({ ttlMs: 60_000 });
   const t0 = performance.now();
   const result = admitPod({ pod, namespace: 'bench', requestUid: 'uid-1', dryRun: false }, { config, inventory, ledger, nowMs: NOW, keys: TEST_KEY_RING });
   const ms = performance.now() - t0;
-  if (result.outcome !== 'mutated') throw new Error(`expected the pod mutated, got ${JSON.stringify(result)}`);
-  return { ms, patchBytes: JSON.stringify(result.patch).length };
+  if (result.outcome !== outcome) throw new Error(`expected the pod ${outcome}, got ${JSON.stringify(result).slice(0, 500)}`);
+  return { ms, patchBytes: result.outcome === 'mutated' ? JSON.stringify(result.patch).length : 0 };
 }
 
 /** Median admission time over a few runs, after one untimed warm-up. */
-function medianMs(pod: Pod, runs: number): number {
-  admitted(pod);
-  const times = Array.from({ length: runs }, () => admitted(pod).ms).sort((a, b) => a - b);
+function medianMs(pod: Pod, runs: number, outcome: 'mutated' | 'refused' = 'mutated'): number {
+  admitted(pod, outcome);
+  const times = Array.from({ length: runs }, () => admitted(pod, outcome).ms).sort((a, b) => a - b);
   return times[Math.floor(runs / 2)]!;
 }
 
@@ -48,6 +48,12 @@ describe('admission of very large pods stays linear', () => {
     // A generous bound (bench/run.ts reports the real ratio): a quadratic path costs 100x and more here.
     const smallMs = medianMs(smallPod(), 21);
     const largeMs = medianMs(largePod(kind), 7);
+    expect(largeMs).toBeLessThan(Math.max(20 * smallMs, 25));
+  });
+
+  test(`a pod with ${OVERSIZED_POD_KIND} is refused within a generous bound of a small pod`, () => {
+    const smallMs = medianMs(smallPod(), 21);
+    const largeMs = medianMs(largePod(OVERSIZED_POD_KIND), 7, 'refused');
     expect(largeMs).toBeLessThan(Math.max(20 * smallMs, 25));
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Pods far larger than usual, for the checks that admission has no quadratic path: one with
  * 5,000 env vars, one with 200 containers (the GPU given to one of them), one with 240 KiB of
- * annotations (the API server refuses pods above 256 KiB). Each next to the small pod it is compared with.
+ * annotations (just under the API server's 256 KiB), all placed; and one with 1 MiB of
+ * annotations, refused. Each next to the small pod it is compared with.
  */
 import type { Container, Pod } from 'kubernetes-types/core/v1.js';
 
@@ -19,8 +20,14 @@ export function smallPod(): Pod {
   };
 }
 
+/** Large pods that are placed and patched. */
 export const LARGE_POD_KINDS = ['5000 env vars', '200 containers', '240 KiB of annotations'] as const;
-export type LargePodKind = (typeof LARGE_POD_KINDS)[number];
+/**
+ * A large pod that is refused: the API server checks the annotations' size only after mutating
+ * admission, so the webhook sees it, and refuses it before choosing a GPU.
+ */
+export const OVERSIZED_POD_KIND = '1 MiB of annotations';
+export type LargePodKind = (typeof LARGE_POD_KINDS)[number] | typeof OVERSIZED_POD_KIND;
 
 export function largePod(kind: LargePodKind): Pod {
   const pod = smallPod();
@@ -33,8 +40,11 @@ export function largePod(kind: LargePodKind): Pod {
       pod.metadata!.annotations!['mps-injector.io/containers'] = 'c0';
       break;
     case '240 KiB of annotations':
-      // Just under the API server's 256 KiB total for a pod's annotations (a larger pod never reaches a webhook).
+      // Just under the API server's 256 KiB total for a pod's annotations, so the pod is placed.
       for (let i = 0; i < 15; i++) pod.metadata!.annotations![`example.com/blob-${i}`] = 'x'.repeat(16 * 1024);
+      break;
+    case '1 MiB of annotations':
+      for (let i = 0; i < 64; i++) pod.metadata!.annotations![`example.com/blob-${i}`] = 'x'.repeat(16 * 1024);
       break;
   }
   return pod;
