@@ -98,13 +98,13 @@ describe('annotations near the API server limit', () => {
       reserved += 1;
       return reserve(...args);
     };
-    const message = refusal(admit(podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) }), ctx));
+    const pod = podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) });
+    const message = refusal(admit(pod, ctx));
     expect(message).toContain(`the pod's annotations take ${1024 * 1024 + 'example.com/blob'.length + 'mps-injector.io/gpu-memory'.length + 3} bytes`);
     expect(message).toContain('262144');
     expect(message).toContain('"example.com/blob"');
     expect(reserved).toBe(0);
     // Screening answers it, so a worker thread that screened it sends nothing to be placed.
-    const pod = podWith({ 'mps-injector.io/gpu-memory': '1Gi', 'example.com/blob': 'x'.repeat(1024 * 1024) });
     expect(screenPod({ pod, namespace: 'ns', requestUid: 'uid-1', dryRun: false }, ctx).kind).toBe('answered');
   });
 
