@@ -57,6 +57,9 @@ export interface HeldPod {
  */
 const NO_KEYS: DecisionKeyRing = Object.freeze({ current: Object.freeze({ id: '', secret: Buffer.alloc(0) }), verifying: Object.freeze([]) });
 
+/** Why a pod goes back to the event loop whole. */
+const CLAIMS_DECISION = 'the pod carries a decision record, verified with the decision keys';
+
 /** How a pod is named in the admission log: its name, else its generateName and `*`. Only strings are logged: a refused pod may carry anything there. */
 export function podNameForLog(pod: Pod): string {
   const named = (value: unknown): string | null => (typeof value === 'string' ? shortenForMessage(value) : null);
@@ -82,11 +85,11 @@ export function screenReview(body: Uint8Array, config: Config): ReviewScreening 
   if (!isPodCreate(review)) return { kind: 'answered', review: head, screened: null };
   const pod = podOf(review);
   // claimsDecision reads any value safely; the shape is checked only for pods that claim one (screenPod checks it for the rest).
-  if (claimsDecision(pod) && podShapeProblem(pod) === null) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
+  if (claimsDecision(pod) && podShapeProblem(pod) === null) return { kind: 'event-loop', reason: CLAIMS_DECISION };
   const screening = screenPod({ pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun }, { config, keys: NO_KEYS });
   if (screening.kind === 'place') {
     // No decision is claimed (checked above), so screening read a fresh request: never a reinvocation or a forgery.
-    if (screening.intent.kind !== 'place' || screening.intent.forged !== null) return { kind: 'event-loop', reason: 'the pod carries a decision record, verified with the decision keys' };
+    if (screening.intent.kind !== 'place' || screening.intent.forged !== null) return { kind: 'event-loop', reason: CLAIMS_DECISION };
     const { request, containers } = screening.intent;
     return {
       kind: 'place',
