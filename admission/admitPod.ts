@@ -147,7 +147,7 @@ export function admitPod(req: AdmitRequest, ctx: AdmitContext): PodAdmission {
     warnings.push(`mps-injector ignored the decision this pod claimed and placed it afresh, replacing those annotations: ${intent.forged}. Only the webhook records decisions; remove them from the pod template.`);
   }
 
-  const placement = placePod({ identity: podIdentityOf(req.pod, req.namespace), dryRun: req.dryRun, request: intent.request, containers: intent.containers }, ctx);
+  const placement = placePod(placementRequestOf(req, intent), ctx);
   if (!placement.ok) return placement.admission;
   const { placed } = placement;
   const injected = injectPlacement(req.pod, access, placed, config);
@@ -188,6 +188,11 @@ export interface PlacementRequest {
   dryRun: boolean;
   request: SlotRequest;
   containers: string[];
+}
+
+/** What placement needs of an admission request and the slot request read from its pod. */
+export function placementRequestOf(req: AdmitRequest, intent: Pick<PlacementRequest, 'request' | 'containers'>): PlacementRequest {
+  return { identity: podIdentityOf(req.pod, req.namespace), dryRun: req.dryRun, request: intent.request, containers: intent.containers };
 }
 
 /**

@@ -8,10 +8,10 @@
  */
 import type { Pod } from 'kubernetes-types/core/v1.js';
 import type { PlacementRequest, PlacementToInject, PodAdmission } from '../admission/admitPod.js';
-import { injectPlacement, screenPod } from '../admission/admitPod.js';
+import { injectPlacement, placementRequestOf, screenPod } from '../admission/admitPod.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionKeyRing } from '../domain/decisionRecord.js';
-import { claimsDecision, podIdentityOf } from '../domain/decisionRecord.js';
+import { claimsDecision } from '../domain/decisionRecord.js';
 import { podShapeProblem } from '../injector/podShape.js';
 import { shortenForMessage } from '../injector/quoteForMessage.js';
 import type { AdmissionRequestView } from './admissionReview.js';
@@ -86,16 +86,16 @@ export function screenReview(body: Uint8Array, config: Config): ReviewScreening 
   const pod = podOf(review);
   // claimsDecision reads any value safely; the shape is checked only for pods that claim one (screenPod checks it for the rest).
   if (claimsDecision(pod) && podShapeProblem(pod) === null) return { kind: 'event-loop', reason: CLAIMS_DECISION };
-  const screening = screenPod({ pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun }, { config, keys: NO_KEYS });
+  const req = { pod, namespace: review.namespace, requestUid: review.uid, dryRun: review.dryRun };
+  const screening = screenPod(req, { config, keys: NO_KEYS });
   if (screening.kind === 'place') {
     // No decision is claimed (checked above), so screening read a fresh request: never a reinvocation or a forgery.
     if (screening.intent.kind !== 'place' || screening.intent.forged !== null) return { kind: 'event-loop', reason: CLAIMS_DECISION };
-    const { request, containers } = screening.intent;
     return {
       kind: 'place',
       review: head,
       podName: podNameForLog(pod),
-      placement: { identity: podIdentityOf(pod, review.namespace), dryRun: review.dryRun, request, containers },
+      placement: placementRequestOf(req, screening.intent),
       held: { original: pod, access: screening.access },
     };
   }
